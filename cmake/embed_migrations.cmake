@@ -1,0 +1,22 @@
+# Turns a folder of numbered SQL files (NNN_name.sql) into a C file holding them as a
+# db_migration_t table, so that each executable carries its own migrations.
+# Run as: cmake -DDIR=… -DOUT=… -DSYMBOL=… -P embed_migrations.cmake
+file(GLOB files RELATIVE ${DIR} ${DIR}/[0-9]*.sql)
+list(SORT files)
+set(body "/* Generated from ${DIR}; do not edit. */\n#include \"todo/db.h\"\n\n")
+set(table "const db_migration_t ${SYMBOL}[] = {\n")
+set(i 0)
+foreach(f ${files})
+  string(REGEX MATCH "^([0-9]+)_(.*)\\.sql$" _ ${f})
+  set(num ${CMAKE_MATCH_1})
+  set(name ${CMAKE_MATCH_2})
+  math(EXPR version "${num}")
+  file(READ ${DIR}/${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND body "static const char sql_${i}[] = {${bytes} 0x00};\n")
+  string(APPEND table "    {${version}, \"${name}\", sql_${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "};\nconst unsigned ${SYMBOL}_count = ${i};\n")
+file(WRITE ${OUT}.tmp "${body}\n${table}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

@@ -1,0 +1,1155 @@
+/* The HTTP server on h2o's own event loop: one loop thread and one SO_REUSEPORT listener per
+ * THREADS, a single catch-all h2o handler that routes through router.c, the built-in /healthz,
+ * /readyz and /metrics, request ids and trace context, access logs, and the drain on stop. */
+#define _GNU_SOURCE
+#include "todo/http_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef H2O_USE_LIBUV
+#define H2O_USE_LIBUV 0
+#endif
+#include <h2o.h>
+
+#include "todo/alloc.h"
+#include "todo/buf.h"
+#include "todo/log.h"
+#include "todo/metrics.h"
+#include "todo/router.h"
+#include "todo/timeutil.h"
+#include "todo/uuid.h"
+
+_Static_assert(HTTP_MAX_PARAMS == ROUTER_MAX_PARAMS, "one parameter limit");
+
+#define PARAM_STORAGE      1024 /* bytes for a request's decoded path parameters */
+#define MAX_ROUTES         4096 /* keeps route indexes within the metrics cache key */
+#define ACCEPTS_PER_EVENT  16   /* connections accepted per readiness event */
+#define COUNTER_SLOTS      256  /* per-loop cache of request counters (a power of two) */
+#define CLOSE_GRACE_MS     500  /* how long idle connections get to close after the drain */
+#define METRICS_RENDER_MAX (16u << 20)
+#define UNMATCHED_ROUTE    "unmatched" /* the route label of paths no pattern matches */
+
+typedef enum { ROUTE_USER, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS } route_kind_t;
+
+/* What a router entry points to. */
+typedef struct {
+    route_kind_t kind;
+    http_handler_fn fn;
+    void *arg;
+    metrics_histogram_t *duration;
+} route_entry_t;
+
+typedef struct loop loop_t;
+
+/* An accepted connection, tracked so that the drain can see and close what is left. */
+typedef struct {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+    loop_t *loop;
+} conn_t;
+
+typedef struct {
+    uint32_t key; /* 0 = empty */
+    metrics_counter_t *counter;
+} counter_slot_t;
+
+/* One event loop and what belongs to its thread. */
+struct loop {
+    http_server_t *srv;
+    int index;
+    pthread_t thread;
+    bool thread_started;
+    int listen_fd; /* until the loop thread hands it to h2o */
+    int wake_rd, wake_wr;
+    h2o_evloop_t *evloop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    h2o_socket_t *waker;
+    void *thread_ctx;
+    h2o_linklist_t conns;
+    size_t nconns;
+    size_t in_flight; /* requests handed to a handler whose response is not finished */
+    counter_slot_t counters[COUNTER_SLOTS];
+};
+
+/* The h2o handler that takes every request. */
+typedef struct {
+    h2o_handler_t super;
+    http_server_t *srv;
+} catch_all_t;
+
+struct http_server {
+    http_server_config_t cfg;
+    router_t router;
+    metrics_histogram_t *unmatched_duration;
+    h2o_globalconf_t globalconf;
+    loop_t *loops;
+    int port;
+    atomic_bool stopping;
+    bool started;
+    bool joined;
+    pthread_mutex_t init_lock;
+    pthread_cond_t init_cond;
+    int inits_reported;
+    int init_rc;
+};
+
+/* A request while its handler runs; http_req_t comes first so a handler's pointer converts. */
+typedef struct {
+    http_req_t pub;
+    h2o_req_t *h2o;
+    loop_t *loop;
+    const router_route_t *route; /* the pattern that matched the path, NULL when none */
+    int64_t start_usec;
+    bool responded;
+    int status;
+} req_state_t;
+
+static void record_request(const req_state_t *st);
+
+static req_state_t *state_of(http_req_t *req)
+{
+    return (req_state_t *)req;
+}
+
+static int64_t now_ms(void)
+{
+    return time_mono_usec() / 1000;
+}
+
+/* ---- request details ---------------------------------------------------------------------- */
+
+static char *pool_strdup(h2o_req_t *h, const char *s, size_t len)
+{
+    return h2o_strdup(&h->pool, s ? s : "", s ? len : 0).base;
+}
+
+static const h2o_header_t *find_header(h2o_req_t *h, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < h->headers.size; i++) {
+        const h2o_header_t *hd = h->headers.entries + i;
+        if (hd->name->len == n && strncasecmp(hd->name->base, name, n) == 0)
+            return hd;
+    }
+    return NULL;
+}
+
+const char *http_req_header(http_req_t *req, const char *name)
+{
+    h2o_req_t *h = state_of(req)->h2o;
+    if (strcasecmp(name, "host") == 0)
+        return h->input.authority.base
+                   ? pool_strdup(h, h->input.authority.base, h->input.authority.len)
+                   : NULL;
+    const h2o_header_t *hd = find_header(h, name);
+    return hd ? pool_strdup(h, hd->value.base, hd->value.len) : NULL;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes a query component (application/x-www-form-urlencoded: '+' is a space) into the pool.
+ * A malformed escape, or one for a NUL byte, is kept as it stands. */
+static char *query_decode(h2o_req_t *h, const char *s, size_t len)
+{
+    char *out = h2o_mem_alloc_pool(&h->pool, len + 1), *d = out;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (s[i] == '+') {
+            *d++ = ' ';
+        } else if (s[i] == '%' && len - i >= 3 && (hi = hex_value(s[i + 1])) >= 0 &&
+                   (lo = hex_value(s[i + 2])) >= 0 && (hi | lo) != 0) {
+            *d++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *d++ = s[i];
+        }
+    }
+    *d = '\0';
+    return out;
+}
+
+/* Walks the query for name: returns the first value (decoded) and how often name occurs. */
+static const char *query_lookup(http_req_t *req, const char *name, int *count)
+{
+    h2o_req_t *h = state_of(req)->h2o;
+    const char *first = NULL;
+    const char *p = req->query;
+    *count = 0;
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq ? (size_t)(eq - p) : n;
+        if (klen > 0 && strcmp(query_decode(h, p, klen), name) == 0) {
+            if (++*count == 1)
+                first = eq ? query_decode(h, eq + 1, n - klen - 1) : "";
+        }
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    return first;
+}
+
+const char *http_req_query_param(http_req_t *req, const char *name)
+{
+    int count;
+    return query_lookup(req, name, &count);
+}
+
+bool http_req_query_repeated(http_req_t *req, const char *name)
+{
+    int count;
+    (void)query_lookup(req, name, &count);
+    return count > 1;
+}
+
+bool http_req_is_json(http_req_t *req)
+{
+    const h2o_header_t *hd = find_header(state_of(req)->h2o, "content-type");
+    static const char json[] = "application/json";
+    size_t n = sizeof(json) - 1, i = 0;
+    if (!hd)
+        return false;
+    const char *v = hd->value.base;
+    size_t len = hd->value.len;
+    while (i < len && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    if (len - i < n || strncasecmp(v + i, json, n) != 0)
+        return false;
+    i += n;
+    return i == len || v[i] == ';' || v[i] == ' ' || v[i] == '\t';
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return status < 300   ? "OK"
+               : status < 400 ? "Redirect"
+               : status < 500 ? "Client Error"
+                              : "Server Error";
+    }
+}
+
+void http_add_header(http_req_t *req, const char *name, const char *value)
+{
+    h2o_req_t *h = state_of(req)->h2o;
+    size_t nlen = strlen(name), vlen = strlen(value);
+    char *lname = h2o_mem_alloc_pool(&h->pool, nlen + 1);
+    for (size_t i = 0; i < nlen; i++)
+        lname[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + ('a' - 'A') : name[i]);
+    lname[nlen] = '\0';
+    h2o_add_header_by_str(&h->pool, &h->res.headers, lname, nlen, 1, pool_strdup(h, name, nlen),
+                          pool_strdup(h, value, vlen), vlen);
+}
+
+int http_respond(http_req_t *req, int status, const char *content_type, const char *body,
+                 size_t len)
+{
+    req_state_t *st = state_of(req);
+    h2o_req_t *h = st->h2o;
+
+    if (st->responded) {
+        log_error("http", "%s %s: a second response (%d) was dropped", req->method, req->path,
+                  status);
+        return TODO_EINTERNAL;
+    }
+    if (status < 200 || status > 599) {
+        log_error("http", "%s %s: invalid status %d answered as 500", req->method, req->path,
+                  status);
+        status = 500;
+        content_type = NULL;
+    }
+    st->responded = true;
+    st->status = status;
+    h->res.status = status;
+    h->res.reason = reason_phrase(status);
+    http_add_header(req, "x-request-id", req->request_id);
+    if (!content_type || status == 204 || status == 304) {
+        body = "";
+        len = 0;
+    } else {
+        http_add_header(req, "content-type", content_type);
+        h->res.content_length = len;
+    }
+    record_request(st);
+    h2o_send_inline(h, body ? body : "", len);
+    return 0;
+}
+
+int http_respond_json(http_req_t *req, int status, const json_t *v)
+{
+    char *s = json_dump(v);
+    int rc = http_respond(req, status, "application/json", s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int http_send_error(http_req_t *req, int rc, const char *detail, const json_t *errors)
+{
+    char type[64];
+    const char *code;
+    json_t *problem = NULL, *d = NULL;
+    char *body = NULL;
+    int status, ret;
+
+    if (rc == TODO_OK)
+        rc = TODO_EINTERNAL;
+    status = todo_err_status(rc);
+    code = todo_err_code(rc);
+    size_t n = (size_t)snprintf(type, sizeof(type), "urn:todo:problem:");
+    for (size_t i = 0; code[i] && n + 1 < sizeof(type); i++, n++)
+        type[n] = code[i] == '_'
+                      ? '-'
+                      : (char)(code[i] >= 'A' && code[i] <= 'Z' ? code[i] + 32 : code[i]);
+    type[n] = '\0';
+    problem = json_object();
+    if (detail)
+        d = json_string(detail); /* NULL when not UTF-8: the title stands in */
+    json_object_set_new(problem, "type", json_string(type));
+    json_object_set_new(problem, "title", json_string(todo_err_title(rc)));
+    json_object_set_new(problem, "status", json_integer(status));
+    json_object_set_new(problem, "detail", d ? d : json_string(todo_err_title(rc)));
+    json_object_set_new(problem, "code", json_string(code));
+    if (errors)
+        json_object_set(problem, "errors", (json_t *)errors);
+    body = json_dump(problem);
+    ret = http_respond(req, status, "application/problem+json", body, strlen(body));
+    json_decref(problem);
+    free(body);
+    return ret;
+}
+
+/* ---- request ids, trace context, metrics -------------------------------------------------- */
+
+static void random_bytes(unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            /* No kernel randomness: a UUID still differs from call to call. */
+            char u[TODO_UUID_LEN];
+            todo_uuid_v4(u);
+            for (size_t i = 0; i < n; i++)
+                p[i] ^= (unsigned char)(u[i % 36] * 31 + (int)i);
+            return;
+        }
+        p += got;
+        n -= (size_t)got;
+    }
+}
+
+static void hex_encode(const unsigned char *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* n lower-case hex digits, not all zero when nonzero is set. */
+static bool lower_hex(const char *s, size_t n, bool nonzero)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+        any |= s[i] != '0';
+    }
+    return any || !nonzero;
+}
+
+/* Parses a W3C traceparent "vv-<32 hex trace id>-<16 hex parent id>-<2 hex flags>" and takes
+ * its trace id (33 bytes) and flags (3 bytes). */
+static bool traceparent_parse(const char *v, char *trace_id, char *flags)
+{
+    if (!v)
+        return false;
+    size_t n = strlen(v);
+    if (n < 55 || !lower_hex(v, 2, false) || memcmp(v, "ff", 2) == 0)
+        return false;
+    if (memcmp(v, "00", 2) == 0 ? n != 55 : (n > 55 && v[55] != '-'))
+        return false;
+    if (v[2] != '-' || v[35] != '-' || v[52] != '-' || !lower_hex(v + 3, 32, true) ||
+        !lower_hex(v + 36, 16, true) || !lower_hex(v + 53, 2, false))
+        return false;
+    memcpy(trace_id, v + 3, 32);
+    trace_id[32] = '\0';
+    memcpy(flags, v + 53, 2);
+    flags[2] = '\0';
+    return true;
+}
+
+/* The request's traceparent: the caller's trace with a new span id, or a new trace. */
+static void trace_context(http_req_t *req, const char *incoming, char *trace_id)
+{
+    char flags[3];
+    unsigned char span[8], trace[16];
+    char span_hex[17];
+
+    if (!traceparent_parse(incoming, trace_id, flags)) {
+        random_bytes(trace, sizeof(trace));
+        hex_encode(trace, sizeof(trace), trace_id);
+        if (!lower_hex(trace_id, 32, true))
+            trace_id[31] = '1';
+        strcpy(flags, "01");
+    }
+    random_bytes(span, sizeof(span));
+    hex_encode(span, sizeof(span), span_hex);
+    if (!lower_hex(span_hex, 16, true))
+        span_hex[15] = '1';
+    snprintf(req->traceparent, sizeof(req->traceparent), "00-%s-%s-%s", trace_id, span_hex, flags);
+}
+
+static bool request_id_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > HTTP_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Method label of the request counter: the standard methods, anything else as "other" so that
+ * clients cannot grow the label set. */
+static const char *method_label(const char *method, unsigned *index)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    for (unsigned i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(method, known[i]) == 0) {
+            *index = i;
+            return known[i];
+        }
+    }
+    *index = sizeof(known) / sizeof(known[0]);
+    return "other";
+}
+
+/* http_requests_total{route,method,status}, through the loop's cache (no lock once seen). */
+static void count_request(loop_t *loop, size_t route_index, const char *route, const char *method,
+                          int status)
+{
+    unsigned midx;
+    const char *mlabel = method_label(method, &midx);
+    uint32_t key = ((uint32_t)route_index << 16 | midx << 10 | (uint32_t)status) + 1;
+    uint32_t h = (key * 2654435761u) >> 24;
+    counter_slot_t *slot = NULL;
+    metrics_counter_t *c = NULL;
+
+    for (unsigned probe = 0; probe < COUNTER_SLOTS; probe++) {
+        counter_slot_t *s = &loop->counters[(h + probe) & (COUNTER_SLOTS - 1)];
+        if (s->key == key) {
+            c = s->counter;
+            break;
+        }
+        if (s->key == 0) {
+            slot = s;
+            break;
+        }
+    }
+    if (!c) {
+        char labels[ROUTER_PATTERN_MAX + 64];
+        snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",status=\"%d\"", route, mlabel,
+                 status);
+        c = metrics_counter("http_requests_total",
+                            "HTTP requests by route pattern, method and status", labels);
+        if (slot) {
+            slot->key = key;
+            slot->counter = c;
+        }
+    }
+    metrics_counter_add(c, 1);
+}
+
+static metrics_histogram_t *duration_histogram(const char *route)
+{
+    char labels[ROUTER_PATTERN_MAX + 16];
+    snprintf(labels, sizeof(labels), "route=\"%s\"", route);
+    return metrics_histogram("http_request_duration_seconds",
+                             "Time to handle an HTTP request by route pattern, in seconds", labels);
+}
+
+/* Metrics and the access log line of a request, taken just before its response goes out so
+ * that a client never sees a response its metrics do not count yet. */
+static void record_request(const req_state_t *st)
+{
+    const http_req_t *req = &st->pub;
+    const h2o_req_t *h = st->h2o;
+    double seconds = (double)(time_mono_usec() - st->start_usec) / 1e6;
+    const route_entry_t *e = st->route ? st->route->data : NULL;
+    const char *route = st->route ? st->route->pattern : UNMATCHED_ROUTE;
+
+    metrics_histogram_observe(e ? e->duration : st->loop->srv->unmatched_duration, seconds);
+    count_request(st->loop, st->route ? st->route->index : MAX_ROUTES, route, req->method,
+                  st->status);
+    log_debug("http", "%s %.*s %d %.3f ms route=%s request_id=%s", req->method,
+              (int)(h->query_at != SIZE_MAX ? h->query_at : h->path.len), h->path.base, st->status,
+              seconds * 1e3, route, req->request_id);
+}
+
+/* ---- the handler -------------------------------------------------------------------------- */
+
+static void on_request_disposed(void *p)
+{
+    loop_t *loop = *(loop_t **)p;
+    loop->in_flight--;
+}
+
+static int serve_builtin(req_state_t *st, route_kind_t kind)
+{
+    http_server_t *srv = st->loop->srv;
+    http_req_t *req = &st->pub;
+    int rc = 0;
+
+    if (kind == ROUTE_HEALTHZ) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        rc = http_respond(req, 200, "application/json", ok, sizeof(ok) - 1);
+    } else if (kind == ROUTE_READYZ) {
+        const char *why = NULL;
+        if (atomic_load(&srv->stopping)) {
+            rc = http_send_error(req, TODO_EUNAVAILABLE, "shutting down", NULL);
+        } else if (srv->cfg.ready && !srv->cfg.ready(st->loop->thread_ctx, srv->cfg.arg, &why)) {
+            rc = http_send_error(req, TODO_EUNAVAILABLE, why ? why : "not ready", NULL);
+        } else {
+            static const char ready[] = "{\"status\":\"ready\"}";
+            rc = http_respond(req, 200, "application/json", ready, sizeof(ready) - 1);
+        }
+    } else {
+        buf_t b;
+        buf_init(&b, METRICS_RENDER_MAX);
+        rc = metrics_render(&b);
+        rc = rc ? http_send_error(req, rc, "cannot render the metrics", NULL)
+                : http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+        buf_dispose(&b);
+    }
+    return rc;
+}
+
+/* Routes the request and runs its handler; answers 404, 405 and 413 itself. */
+static void dispatch(req_state_t *st)
+{
+    http_server_t *srv = st->loop->srv;
+    http_req_t *req = &st->pub;
+    h2o_req_t *h = st->h2o;
+    size_t raw_len = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
+    char *storage = h2o_mem_alloc_pool(&h->pool, PARAM_STORAGE);
+    router_match_t m;
+    int rc;
+
+    switch (router_match(&srv->router, req->method, h->path.base, raw_len, storage, PARAM_STORAGE,
+                         &m)) {
+    case ROUTER_NOT_FOUND:
+        (void)http_send_error(req, TODO_ENOT_FOUND, "no resource at this path", NULL);
+        return;
+    case ROUTER_METHOD_NOT_ALLOWED:
+        st->route = m.route;
+        http_add_header(req, "allow", m.allow);
+        (void)http_send_error(req, TODO_EMETHOD_NOT_ALLOWED, NULL, NULL);
+        return;
+    case ROUTER_FOUND:
+        break;
+    }
+    st->route = m.route;
+    const route_entry_t *e = m.route->data;
+    if (req->body_len > srv->cfg.max_body) {
+        char detail[80];
+        snprintf(detail, sizeof(detail), "the request body exceeds %zu bytes", srv->cfg.max_body);
+        (void)http_send_error(req, TODO_EPAYLOAD_TOO_LARGE, detail, NULL);
+        return;
+    }
+    for (size_t i = 0; i < m.nparams; i++)
+        req->params[i] = m.params[i];
+    req->nparams = m.nparams;
+    req->route_arg = e->arg;
+    if (e->kind != ROUTE_USER) {
+        (void)serve_builtin(st, e->kind);
+        return;
+    }
+    rc = e->fn(req);
+    if (st->responded) {
+        if (rc != 0)
+            log_debug("http", "%s %s: handler returned %s after responding", req->method,
+                      m.route->pattern, todo_err_code(rc));
+        return;
+    }
+    if (rc == 0) {
+        log_error("http", "%s %s: handler returned without responding", req->method,
+                  m.route->pattern);
+        rc = TODO_EINTERNAL;
+    }
+    (void)http_send_error(req, rc, NULL, NULL);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *h)
+{
+    http_server_t *srv = ((catch_all_t *)self)->srv;
+    loop_t *loop = H2O_STRUCT_FROM_MEMBER(loop_t, ctx, h->conn->ctx);
+    req_state_t st;
+    http_req_t *req = &st.pub;
+    char trace_id[33];
+
+    memset(&st, 0, sizeof(st));
+    st.start_usec = time_mono_usec();
+    st.h2o = h;
+    st.loop = loop;
+    *(loop_t **)h2o_mem_alloc_shared(&h->pool, sizeof(loop_t *), on_request_disposed) = loop;
+    loop->in_flight++;
+    if (atomic_load(&srv->stopping))
+        h->http1_is_persistent = 0;
+
+    req->impl = h;
+    req->thread_ctx = loop->thread_ctx;
+    req->method = pool_strdup(h, h->method.base, h->method.len);
+    req->path = pool_strdup(h, h->path_normalized.base, h->path_normalized.len);
+    req->query = h->query_at != SIZE_MAX
+                     ? pool_strdup(h, h->path.base + h->query_at + 1, h->path.len - h->query_at - 1)
+                     : "";
+    req->body = h->entity.base ? pool_strdup(h, h->entity.base, h->entity.len) : "";
+    req->body_len = h->entity.base ? h->entity.len : 0;
+    const char *rid = http_req_header(req, "x-request-id");
+    if (request_id_ok(rid)) {
+        strcpy(req->request_id, rid);
+    } else {
+        char u[TODO_UUID_LEN];
+        todo_uuid_v4(u);
+        strcpy(req->request_id, u);
+    }
+    trace_context(req, http_req_header(req, "traceparent"), trace_id);
+    log_set_trace(trace_id);
+
+    dispatch(&st);
+    log_set_trace(NULL);
+    return 0;
+}
+
+/* ---- connections and loops ---------------------------------------------------------------- */
+
+static void on_conn_close(void *data)
+{
+    conn_t *c = data;
+    h2o_linklist_unlink(&c->link);
+    c->loop->nconns--;
+    free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    loop_t *loop = listener->data;
+    if (err) {
+        log_warn("http", "accept: %s", err);
+        return;
+    }
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (!sock)
+            break;
+        conn_t *c = xmalloc(sizeof(*c));
+        c->sock = sock;
+        c->loop = loop;
+        h2o_linklist_insert(&loop->conns, &c->link);
+        loop->nconns++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        int one = 1;
+        (void)setsockopt(h2o_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        h2o_accept(&loop->accept_ctx, sock);
+    }
+}
+
+/* The stop pipe became readable: empty it; the loop checks the flag when the run returns. */
+static void on_wake(h2o_socket_t *sock, const char *err)
+{
+    loop_t *loop = sock->data;
+    char b[64];
+    while (read(loop->wake_rd, b, sizeof(b)) > 0)
+        ;
+}
+
+/* Shuts down one or both directions of every connection left; h2o then sees the end of the
+ * input (or an error) and closes each connection once its response is out. */
+static void shutdown_conns(loop_t *loop, int how)
+{
+    for (h2o_linklist_t *n = loop->conns.next; n != &loop->conns; n = n->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, n);
+        (void)shutdown(h2o_socket_get_fd(c->sock), how);
+    }
+}
+
+/* Runs the loop until done(loop) or the deadline (monotonic ms). */
+static void run_until(loop_t *loop, int64_t deadline, bool (*done)(const loop_t *))
+{
+    int64_t now;
+    while (!done(loop) && (now = now_ms()) < deadline) {
+        int64_t wait = deadline - now;
+        h2o_evloop_run(loop->evloop, (int32_t)(wait < INT32_MAX ? wait : INT32_MAX));
+    }
+}
+
+static bool no_requests(const loop_t *loop)
+{
+    return loop->in_flight == 0;
+}
+
+static bool no_conns(const loop_t *loop)
+{
+    return loop->nconns == 0;
+}
+
+/* After a stop: stop accepting, give requests in flight drain_ms, then close what is left. */
+static void drain(loop_t *loop)
+{
+    http_server_t *srv = loop->srv;
+    int64_t deadline = now_ms() + srv->cfg.drain_ms;
+
+    h2o_socket_read_stop(loop->listener);
+    h2o_socket_close(loop->listener);
+    loop->listener = NULL;
+    /* New HTTP/1 requests now get "Connection: close". (h2o_context_request_shutdown would also
+     * arm a GOAWAY timer for HTTP/2, which is off here, and leave it linked past the drain.) */
+    loop->ctx.shutdown_requested = 1;
+    run_until(loop, deadline, no_requests);
+    if (loop->in_flight > 0)
+        log_warn("http", "loop %d: %zu requests still running after the %lld ms drain", loop->index,
+                 loop->in_flight, (long long)srv->cfg.drain_ms);
+    shutdown_conns(loop, SHUT_RD);
+    int64_t grace = now_ms() + CLOSE_GRACE_MS;
+    run_until(loop, deadline > grace ? deadline : grace, no_conns);
+    if (loop->nconns > 0) {
+        shutdown_conns(loop, SHUT_RDWR);
+        run_until(loop, now_ms() + CLOSE_GRACE_MS, no_conns);
+    }
+}
+
+static void report_init(http_server_t *srv, int rc)
+{
+    pthread_mutex_lock(&srv->init_lock);
+    srv->inits_reported++;
+    if (rc != 0 && srv->init_rc == 0)
+        srv->init_rc = rc;
+    pthread_cond_broadcast(&srv->init_cond);
+    pthread_mutex_unlock(&srv->init_lock);
+}
+
+static void *loop_main(void *arg)
+{
+    loop_t *loop = arg;
+    http_server_t *srv = loop->srv;
+    int rc;
+
+    loop->evloop = h2o_evloop_create();
+    h2o_context_init(&loop->ctx, loop->evloop, &srv->globalconf);
+    loop->accept_ctx.ctx = &loop->ctx;
+    loop->accept_ctx.hosts = srv->globalconf.hosts;
+    h2o_linklist_init_anchor(&loop->conns);
+    loop->listener =
+        h2o_evloop_socket_create(loop->evloop, loop->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    loop->listen_fd = -1; /* h2o closes it with the socket */
+    loop->listener->data = loop;
+    loop->waker = h2o_evloop_socket_create(loop->evloop, loop->wake_rd, H2O_SOCKET_FLAG_DONT_READ);
+    loop->waker->data = loop;
+    h2o_socket_read_start(loop->waker, on_wake);
+
+    rc = srv->cfg.thread_init ? srv->cfg.thread_init(loop->index, &loop->thread_ctx, srv->cfg.arg)
+                              : 0;
+    if (rc != 0)
+        log_error("http", "loop %d: thread set-up failed: %s", loop->index, todo_err_code(rc));
+    report_init(srv, rc);
+    if (rc == 0) {
+        h2o_socket_read_start(loop->listener, on_accept);
+        while (!atomic_load(&srv->stopping))
+            h2o_evloop_run(loop->evloop, INT32_MAX);
+        drain(loop);
+    }
+    if (loop->listener) {
+        h2o_socket_close(loop->listener);
+        loop->listener = NULL;
+    }
+    h2o_socket_close(loop->waker); /* closes wake_rd */
+    loop->waker = NULL;
+    loop->wake_rd = -1;
+    if (rc == 0 && srv->cfg.thread_dispose)
+        srv->cfg.thread_dispose(loop->thread_ctx, srv->cfg.arg);
+    if (loop->nconns == 0) {
+        h2o_multithread_queue_t *queue = loop->ctx.queue;
+        h2o_context_dispose(&loop->ctx);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
+        free(queue); /* h2o 2.2 closes the context's queue but does not free it */
+#endif
+        h2o_evloop_run(loop->evloop, 0); /* frees the sockets closed above */
+        h2o_evloop_destroy(loop->evloop);
+    } else {
+        /* h2o cannot dispose a context with live connections; the process is ending anyway. */
+        log_warn("http", "loop %d: %zu connections would not close", loop->index, loop->nconns);
+    }
+    loop->evloop = NULL;
+    return NULL;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+/* LeakSanitizer reads this hook from the executable. h2o keeps per-thread free lists of memory
+ * chunks (h2o_mem_alloc_recycle) that it never releases, so every loop thread that ends leaves
+ * them behind; only those are exempt. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:h2o_mem_alloc_recycle\n";
+}
+
+static int add_route(http_server_t *srv, const char *method, const char *pattern, route_kind_t kind,
+                     http_handler_fn fn, void *arg)
+{
+    int rc = TODO_EINTERNAL;
+    route_entry_t *e = NULL;
+
+    if (srv->started || srv->router.n >= MAX_ROUTES) {
+        log_error("http", "cannot add route %s %s %s", method ? method : "?",
+                  pattern ? pattern : "?", srv->started ? "after start" : "(too many routes)");
+        goto out;
+    }
+    e = xcalloc(1, sizeof(*e));
+    e->kind = kind;
+    e->fn = fn;
+    e->arg = arg;
+    rc = router_add(&srv->router, method, pattern, e);
+    if (rc != 0) {
+        log_error("http", "cannot add route %s %s: %s", method ? method : "?",
+                  pattern ? pattern : "?", todo_err_code(rc));
+        goto out;
+    }
+    e->duration = duration_histogram(pattern);
+    e = NULL; /* the router holds it now */
+out:
+    free(e);
+    return rc;
+}
+
+int http_server_route(http_server_t *srv, const char *method, const char *pattern,
+                      http_handler_fn fn, void *arg)
+{
+    if (!fn)
+        return TODO_EBAD_REQUEST;
+    return add_route(srv, method, pattern, ROUTE_USER, fn, arg);
+}
+
+static bool config_ok(const http_server_config_t *cfg)
+{
+    return cfg && cfg->threads >= 1 && cfg->threads <= 1024 && cfg->port >= 0 &&
+           cfg->port <= 65535 && cfg->max_body > 0 && cfg->max_body <= SIZE_MAX / 4 &&
+           cfg->drain_ms >= 0;
+}
+
+http_server_t *http_server_new(const http_server_config_t *cfg)
+{
+    http_server_t *srv = NULL;
+
+    if (!config_ok(cfg)) {
+        log_error("http", "invalid HTTP server configuration");
+        goto out;
+    }
+    srv = xcalloc(1, sizeof(*srv));
+    srv->cfg = *cfg;
+    if (!srv->cfg.host || !srv->cfg.host[0])
+        srv->cfg.host = "0.0.0.0";
+    if (!srv->cfg.service)
+        srv->cfg.service = "todo";
+    router_init(&srv->router);
+    atomic_init(&srv->stopping, false);
+    pthread_mutex_init(&srv->init_lock, NULL);
+    pthread_cond_init(&srv->init_cond, NULL);
+
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(""));
+    /* h2o's own 413 is a backstop above ours, so that we answer with problem+json. */
+    srv->globalconf.max_request_entity_size = cfg->max_body + cfg->max_body / 4 + 16384;
+    srv->globalconf.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    catch_all_t *handler = (catch_all_t *)h2o_create_handler(path, sizeof(*handler));
+    handler->super.on_req = on_req;
+    handler->srv = srv;
+
+    srv->loops = xcalloc((size_t)cfg->threads, sizeof(*srv->loops));
+    for (int i = 0; i < cfg->threads; i++) {
+        loop_t *loop = &srv->loops[i];
+        int fds[2] = {-1, -1};
+        loop->srv = srv;
+        loop->index = i;
+        loop->listen_fd = -1;
+        if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+            log_error("http", "pipe: %s", strerror(errno));
+            loop->wake_rd = loop->wake_wr = -1;
+            http_server_free(srv);
+            srv = NULL;
+            goto out;
+        }
+        loop->wake_rd = fds[0];
+        loop->wake_wr = fds[1];
+    }
+    srv->unmatched_duration = duration_histogram(UNMATCHED_ROUTE);
+    if (add_route(srv, "GET", "/healthz", ROUTE_HEALTHZ, NULL, NULL) != 0 ||
+        add_route(srv, "GET", "/readyz", ROUTE_READYZ, NULL, NULL) != 0 ||
+        add_route(srv, "GET", "/metrics", ROUTE_METRICS, NULL, NULL) != 0) {
+        http_server_free(srv);
+        srv = NULL;
+    }
+out:
+    return srv;
+}
+
+void http_server_free(http_server_t *srv)
+{
+    if (!srv)
+        return;
+    if (srv->started && !srv->joined) {
+        http_server_stop(srv);
+        http_server_join(srv);
+    }
+    for (size_t i = 0; i < srv->router.n; i++)
+        free(srv->router.routes[i]->data);
+    router_dispose(&srv->router);
+    for (int i = 0; srv->loops && i < srv->cfg.threads; i++) {
+        loop_t *loop = &srv->loops[i];
+        if (loop->listen_fd >= 0)
+            close(loop->listen_fd);
+        if (loop->wake_rd >= 0)
+            close(loop->wake_rd);
+        if (loop->wake_wr >= 0)
+            close(loop->wake_wr);
+    }
+    free(srv->loops);
+    h2o_config_dispose(&srv->globalconf);
+    pthread_cond_destroy(&srv->init_cond);
+    pthread_mutex_destroy(&srv->init_lock);
+    free(srv);
+}
+
+/* Opens one listening socket per loop on the same address with SO_REUSEPORT; with port 0 the
+ * first socket picks the port and the others join it. */
+static int open_listeners(http_server_t *srv)
+{
+    int rc = TODO_EUNAVAILABLE;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    struct sockaddr_storage addr;
+    char port[8];
+    int gai, port_no = srv->cfg.port;
+
+    snprintf(port, sizeof(port), "%d", srv->cfg.port);
+    if ((gai = getaddrinfo(srv->cfg.host, port, &hints, &ai)) != 0) {
+        log_error("http", "cannot resolve listen address %s: %s", srv->cfg.host, gai_strerror(gai));
+        goto out;
+    }
+    memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
+    for (int i = 0; i < srv->cfg.threads; i++) {
+        int one = 1;
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        srv->loops[i].listen_fd = fd;
+        if (addr.ss_family == AF_INET)
+            ((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)port_no);
+        else
+            ((struct sockaddr_in6 *)&addr)->sin6_port = htons((uint16_t)port_no);
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+            bind(fd, (struct sockaddr *)&addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+            log_error("http", "cannot listen on %s port %d: %s", srv->cfg.host, port_no,
+                      strerror(errno));
+            goto out;
+        }
+        if (i == 0) {
+            struct sockaddr_storage bound;
+            socklen_t len = sizeof(bound);
+            if (getsockname(fd, (struct sockaddr *)&bound, &len) != 0) {
+                log_error("http", "getsockname: %s", strerror(errno));
+                goto out;
+            }
+            port_no =
+                ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
+        }
+    }
+    srv->port = port_no;
+    rc = 0;
+out:
+    if (rc != 0) {
+        for (int i = 0; i < srv->cfg.threads; i++) {
+            if (srv->loops[i].listen_fd >= 0)
+                close(srv->loops[i].listen_fd);
+            srv->loops[i].listen_fd = -1;
+        }
+    }
+    if (ai)
+        freeaddrinfo(ai);
+    return rc;
+}
+
+int http_server_start(http_server_t *srv)
+{
+    int rc = TODO_EINTERNAL, created = 0;
+    struct sigaction sa;
+
+    if (srv->started) {
+        log_error("http", "http_server_start called twice");
+        goto out;
+    }
+    /* A peer that hangs up must not kill the process with SIGPIPE while h2o writes to it. */
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    if ((rc = open_listeners(srv)) != 0)
+        goto out;
+    srv->started = true;
+    for (; created < srv->cfg.threads; created++) {
+        loop_t *loop = &srv->loops[created];
+        int err = pthread_create(&loop->thread, NULL, loop_main, loop);
+        if (err != 0) {
+            log_error("http", "cannot start loop thread %d: %s", created, strerror(err));
+            break;
+        }
+        loop->thread_started = true;
+    }
+    pthread_mutex_lock(&srv->init_lock);
+    while (srv->inits_reported < created)
+        pthread_cond_wait(&srv->init_cond, &srv->init_lock);
+    rc = created < srv->cfg.threads ? TODO_EINTERNAL : srv->init_rc;
+    pthread_mutex_unlock(&srv->init_lock);
+    if (rc != 0) {
+        http_server_stop(srv);
+        http_server_join(srv);
+        goto out;
+    }
+    log_debug("http", "%s listening on %s port %d with %d loops", srv->cfg.service, srv->cfg.host,
+              srv->port, srv->cfg.threads);
+out:
+    return rc;
+}
+
+int http_server_port(const http_server_t *srv)
+{
+    return srv->port;
+}
+
+void http_server_stop(http_server_t *srv)
+{
+    int saved_errno = errno;
+    atomic_store(&srv->stopping, true);
+    for (int i = 0; i < srv->cfg.threads; i++) {
+        ssize_t w = write(srv->loops[i].wake_wr, "", 1);
+        (void)w;
+    }
+    errno = saved_errno;
+}
+
+void http_server_join(http_server_t *srv)
+{
+    if (!srv->started || srv->joined)
+        return;
+    for (int i = 0; i < srv->cfg.threads; i++) {
+        if (srv->loops[i].thread_started)
+            pthread_join(srv->loops[i].thread, NULL);
+    }
+    srv->joined = true;
+}
+
+bool http_server_stopping(const http_server_t *srv)
+{
+    return atomic_load(&srv->stopping);
+}

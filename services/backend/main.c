@@ -1,0 +1,173 @@
+/* todo-backend: the task API. Reads its configuration, listens, applies its migrations, serves
+ * until SIGTERM/SIGINT, then drains and exits. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "api_labels.h"
+#include "api_tasks.h"
+#include "todo/config.h"
+#include "todo/db.h"
+#include "todo/http_server.h"
+#include "todo/log.h"
+#include "todo/shutdown.h"
+
+#define SERVICE "backend"
+
+extern const db_migration_t backend_migrations[];
+extern const unsigned backend_migrations_count;
+
+static struct {
+    int64_t port, threads, max_body, drain_seconds;
+    const char *database_url, *jwt_secret, *log_level;
+} cfg;
+
+static const char *check_log_level(const char *v)
+{
+    log_level_t l;
+    return log_level_parse(v, &l) == 0 ? NULL : "must be debug, info, warn or error";
+}
+
+static const config_entry_t config_table[] = {
+    {"PORT", CONFIG_INT, "8000", false, 0, 65535, "HTTP port", &cfg.port, NULL},
+    {"DATABASE_URL", CONFIG_SECRET, NULL, true, 1, 4096,
+     "PostgreSQL connection URL (postgresql://user:password@host:port/db)", &cfg.database_url,
+     NULL},
+    {"JWT_SECRET", CONFIG_SECRET, NULL, true, 32, 4096,
+     "HS256 secret of the bearer tokens (at least 32 bytes)", &cfg.jwt_secret, NULL},
+    {"THREADS", CONFIG_INT, "0", false, 0, 256, "event loop threads (0 = number of cores)",
+     &cfg.threads, NULL},
+    {"LOG_LEVEL", CONFIG_STRING, "info", false, 0, 0, "debug, info, warn or error", &cfg.log_level,
+     check_log_level},
+    {"MAX_BODY_BYTES", CONFIG_INT, "65536", false, 1024, 16777216, "request body cap in bytes",
+     &cfg.max_body, NULL},
+    {"SHUTDOWN_DRAIN_SECONDS", CONFIG_INT, "10", false, 0, 300,
+     "how long shutdown waits for requests in flight", &cfg.drain_seconds, NULL},
+};
+
+static atomic_bool migrated;
+static _Atomic(http_server_t *) server;
+
+static int thread_init(int index, void **ctx, void *arg)
+{
+    backend_thread_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return TODO_EINTERNAL;
+    t->db = db_new(cfg.database_url);
+    t->users = user_cache_new();
+    if (db_connect(t->db) != 0)
+        log_warn("db", "loop %d: database not reachable yet; will retry", index);
+    *ctx = t;
+    return 0;
+}
+
+static void thread_dispose(void *ctx, void *arg)
+{
+    backend_thread_t *t = ctx;
+    if (!t)
+        return;
+    db_free(t->db);
+    user_cache_free(t->users);
+    free(t);
+}
+
+static bool ready(void *ctx, void *arg, const char **why)
+{
+    backend_thread_t *t = ctx;
+    if (!atomic_load(&migrated)) {
+        *why = "migrations not applied yet";
+        return false;
+    }
+    if (db_ping(t->db) != 0) {
+        *why = "database unreachable";
+        return false;
+    }
+    return true;
+}
+
+static void on_signal(void *arg)
+{
+    log_info("main", "shutting down");
+    if (server)
+        http_server_stop(server);
+}
+
+/* Applies the migrations, retrying with backoff while the database is unreachable. */
+static int migrate(void)
+{
+    db_t *db = db_new(cfg.database_url);
+    int64_t delay_ms = 250;
+    int rc = TODO_EUNAVAILABLE;
+    while (!shutdown_requested()) {
+        rc = db_connect(db);
+        if (rc == 0)
+            rc = db_migrate(db, "backend", backend_migrations, backend_migrations_count);
+        if (rc != TODO_EUNAVAILABLE)
+            break;
+        log_warn("main", "database unavailable, retrying migrations in %lld ms",
+                 (long long)delay_ms);
+        for (int64_t waited = 0; waited < delay_ms && !shutdown_requested(); waited += 50)
+            nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
+        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+    }
+    db_free(db);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    size_t nconfig = sizeof(config_table) / sizeof(config_table[0]);
+    int code = config_main(SERVICE, config_table, nconfig, argc, argv);
+    if (code >= 0)
+        return code;
+    log_level_t level = LOG_LEVEL_INFO;
+    (void)!log_level_parse(cfg.log_level, &level);
+    log_init(SERVICE, level);
+    config_log(SERVICE, config_table, nconfig);
+
+    backend_config.jwt_secret = (const unsigned char *)cfg.jwt_secret;
+    backend_config.jwt_secret_len = strlen(cfg.jwt_secret);
+    if (cfg.threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.threads = cores > 0 ? cores : 1;
+    }
+
+    if (shutdown_start(on_signal, NULL) != 0)
+        return 1;
+    http_server_config_t hc = {
+        .service = SERVICE,
+        .port = (int)cfg.port,
+        .threads = (int)cfg.threads,
+        .max_body = (size_t)cfg.max_body,
+        .drain_ms = cfg.drain_seconds * 1000,
+        .thread_init = thread_init,
+        .thread_dispose = thread_dispose,
+        .ready = ready,
+    };
+    server = http_server_new(&hc);
+    if (!server || api_tasks_register(server) != 0 || api_labels_register(server) != 0 ||
+        http_server_start(server) != 0) {
+        log_error("main", "could not start the HTTP server on port %lld", (long long)cfg.port);
+        http_server_free(server);
+        return 1;
+    }
+    log_info("main", "listening on port %d with %lld threads", http_server_port(server),
+             (long long)cfg.threads);
+
+    int rc = migrate();
+    if (rc == 0) {
+        atomic_store(&migrated, true);
+        log_info("main", "ready");
+    } else if (!shutdown_requested()) {
+        log_error("main", "migrations failed; stopping");
+        http_server_stop(server);
+    }
+    http_server_join(server);
+    http_server_free(server);
+    log_info("main", "stopped");
+    return rc == 0 || shutdown_requested() ? 0 : 1;
+}
