@@ -73,7 +73,8 @@ struct loop {
     int index;
     pthread_t thread;
     bool thread_started;
-    int listen_fd; /* until the loop thread hands it to h2o */
+    int listen_fd; /* ours until the loop thread hands it to h2o */
+    int stop_fd;   /* the same descriptor for http_server_stop; open until the loop has stopped */
     int wake_rd, wake_wr;
     h2o_evloop_t *evloop;
     h2o_context_t ctx;
@@ -100,7 +101,8 @@ struct http_server {
     h2o_globalconf_t globalconf;
     loop_t *loops;
     int port;
-    atomic_bool stopping;
+    atomic_bool stop_called; /* http_server_stop was called */
+    atomic_bool stopping;    /* ... and has shut the listeners: the loops may close them */
     bool started;
     bool joined;
     pthread_mutex_t init_lock;
@@ -249,73 +251,49 @@ bool http_req_is_json(http_req_t *req)
 
 static const char *reason_phrase(int status)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 301:
-        return "Moved Permanently";
-    case 302:
-        return "Found";
-    case 303:
-        return "See Other";
-    case 304:
-        return "Not Modified";
-    case 307:
-        return "Temporary Redirect";
-    case 308:
-        return "Permanent Redirect";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 406:
-        return "Not Acceptable";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 410:
-        return "Gone";
-    case 412:
-        return "Precondition Failed";
-    case 413:
-        return "Payload Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Entity";
-    case 428:
-        return "Precondition Required";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        return status < 300   ? "OK"
-               : status < 400 ? "Redirect"
-               : status < 500 ? "Client Error"
-                              : "Server Error";
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {301, "Moved Permanently"},
+        {302, "Found"},
+        {303, "See Other"},
+        {304, "Not Modified"},
+        {307, "Temporary Redirect"},
+        {308, "Permanent Redirect"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {406, "Not Acceptable"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {410, "Gone"},
+        {412, "Precondition Failed"},
+        {413, "Payload Too Large"},
+        {415, "Unsupported Media Type"},
+        {422, "Unprocessable Entity"},
+        {428, "Precondition Required"},
+        {429, "Too Many Requests"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+    };
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+        if (reasons[i].status == status)
+            return reasons[i].reason;
     }
+    return status < 300   ? "OK"
+           : status < 400 ? "Redirect"
+           : status < 500 ? "Client Error"
+                          : "Server Error";
 }
 
 void http_add_header(http_req_t *req, const char *name, const char *value)
@@ -602,7 +580,7 @@ static int serve_builtin(req_state_t *st, route_kind_t kind)
         rc = http_respond(req, 200, "application/json", ok, sizeof(ok) - 1);
     } else if (kind == ROUTE_READYZ) {
         const char *why = NULL;
-        if (atomic_load(&srv->stopping)) {
+        if (atomic_load(&srv->stop_called)) {
             rc = http_send_error(req, TODO_EUNAVAILABLE, "shutting down", NULL);
         } else if (srv->cfg.ready && !srv->cfg.ready(st->loop->thread_ctx, srv->cfg.arg, &why)) {
             rc = http_send_error(req, TODO_EUNAVAILABLE, why ? why : "not ready", NULL);
@@ -690,7 +668,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     st.loop = loop;
     *(loop_t **)h2o_mem_alloc_shared(&h->pool, sizeof(loop_t *), on_request_disposed) = loop;
     loop->in_flight++;
-    if (atomic_load(&srv->stopping))
+    if (atomic_load(&srv->stop_called))
         h->http1_is_persistent = 0;
 
     req->impl = h;
@@ -850,12 +828,14 @@ static void *loop_main(void *arg)
     if (rc != 0)
         log_error("http", "loop %d: thread set-up failed: %s", loop->index, todo_err_code(rc));
     report_init(srv, rc);
-    if (rc == 0) {
+    if (rc == 0)
         h2o_socket_read_start(loop->listener, on_accept);
-        while (!atomic_load(&srv->stopping))
-            h2o_evloop_run(loop->evloop, INT32_MAX);
+    /* After a failed set-up, too, the listener stays open until the stop that http_server_start
+     * then makes, since http_server_stop shuts it down by descriptor. */
+    while (!atomic_load(&srv->stopping))
+        h2o_evloop_run(loop->evloop, INT32_MAX);
+    if (rc == 0)
         drain(loop);
-    }
     if (loop->listener) {
         h2o_socket_close(loop->listener);
         loop->listener = NULL;
@@ -950,6 +930,7 @@ http_server_t *http_server_new(const http_server_config_t *cfg)
     if (!srv->cfg.service)
         srv->cfg.service = "todo";
     router_init(&srv->router);
+    atomic_init(&srv->stop_called, false);
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->init_lock, NULL);
     pthread_cond_init(&srv->init_cond, NULL);
@@ -969,19 +950,20 @@ http_server_t *http_server_new(const http_server_config_t *cfg)
     srv->loops = xcalloc((size_t)cfg->threads, sizeof(*srv->loops));
     for (int i = 0; i < cfg->threads; i++) {
         loop_t *loop = &srv->loops[i];
-        int fds[2] = {-1, -1};
         loop->srv = srv;
         loop->index = i;
-        loop->listen_fd = -1;
+        loop->listen_fd = loop->stop_fd = loop->wake_rd = loop->wake_wr = -1;
+    }
+    for (int i = 0; i < cfg->threads; i++) {
+        int fds[2];
         if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
             log_error("http", "pipe: %s", strerror(errno));
-            loop->wake_rd = loop->wake_wr = -1;
             http_server_free(srv);
             srv = NULL;
             goto out;
         }
-        loop->wake_rd = fds[0];
-        loop->wake_wr = fds[1];
+        srv->loops[i].wake_rd = fds[0];
+        srv->loops[i].wake_wr = fds[1];
     }
     srv->unmatched_duration = duration_histogram(UNMATCHED_ROUTE);
     if (add_route(srv, "GET", "/healthz", ROUTE_HEALTHZ, NULL, NULL) != 0 ||
@@ -1068,6 +1050,8 @@ static int open_listeners(http_server_t *srv)
         }
     }
     srv->port = port_no;
+    for (int i = 0; i < srv->cfg.threads; i++)
+        srv->loops[i].stop_fd = srv->loops[i].listen_fd;
     rc = 0;
 out:
     if (rc != 0) {
@@ -1130,7 +1114,16 @@ int http_server_port(const http_server_t *srv)
 void http_server_stop(http_server_t *srv)
 {
     int saved_errno = errno;
-    atomic_store(&srv->stopping, true);
+    if (!atomic_exchange(&srv->stop_called, true)) {
+        /* Refuse new connections at once, even on a loop that is busy in a handler (its listener
+         * would otherwise queue connections only to reset them). No loop closes its listener
+         * before stopping is set, so these descriptors are still the listeners. */
+        for (int i = 0; i < srv->cfg.threads; i++) {
+            if (srv->loops[i].stop_fd >= 0)
+                (void)shutdown(srv->loops[i].stop_fd, SHUT_RD);
+        }
+        atomic_store(&srv->stopping, true);
+    }
     for (int i = 0; i < srv->cfg.threads; i++) {
         ssize_t w = write(srv->loops[i].wake_wr, "", 1);
         (void)w;
@@ -1151,5 +1144,5 @@ void http_server_join(http_server_t *srv)
 
 bool http_server_stopping(const http_server_t *srv)
 {
-    return atomic_load(&srv->stopping);
+    return atomic_load(&srv->stop_called);
 }

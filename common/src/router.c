@@ -288,6 +288,9 @@ router_result_t router_match(const router_t *r, const char *method, const char *
     segment_t segs[ROUTER_MAX_SEGMENTS];
     size_t nsegs;
 
+    const router_route_t *found = NULL; /* for HEAD, the first GET route until a HEAD one */
+    bool head = strcmp(method, "HEAD") == 0;
+
     m->route = NULL;
     m->nparams = 0;
     m->allow[0] = '\0';
@@ -298,14 +301,22 @@ router_result_t router_match(const router_t *r, const char *method, const char *
         if (!route_matches(rt, segs, nsegs, storage_size))
             continue;
         if (strcmp(rt->method, method) == 0) {
-            m->route = rt;
-            m->allow[0] = '\0';
-            decode_params(rt, segs, storage, m);
-            return ROUTER_FOUND;
+            found = rt;
+            break;
         }
+        if (head && !found && strcmp(rt->method, "GET") == 0)
+            found = rt;
         if (!m->route)
             m->route = rt;
         allow_add(m->allow, rt->method);
+        if (strcmp(rt->method, "GET") == 0)
+            allow_add(m->allow, "HEAD");
+    }
+    if (found) {
+        m->route = found;
+        m->allow[0] = '\0';
+        decode_params(found, segs, storage, m);
+        return ROUTER_FOUND;
     }
     return m->route ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
 }

@@ -89,6 +89,19 @@ void api_end(api_ctx_t *ctx)
     ctx->body = NULL;
 }
 
+int api_field_error(api_result_t *out, const char *field, const char *message)
+{
+    json_errors_t e;
+    json_errors_init(&e);
+    json_errors_add(&e, field, message);
+    if (out->errors)
+        json_decref(out->errors);
+    out->errors = json_incref(e.list);
+    out->detail = message;
+    json_errors_dispose(&e);
+    return TODO_EVALIDATION_ERROR;
+}
+
 int api_validation_error(http_req_t *req, const json_errors_t *e)
 {
     return http_send_error(req, TODO_EVALIDATION_ERROR, "some fields are invalid", e->list);
@@ -200,8 +213,8 @@ static int claim_key(db_t *db, run_t *run)
         goto out;
     }
     if (strcmp(PQgetvalue(res, 0, 0), run->hash) != 0) {
-        run->result->detail = "the Idempotency-Key was already used with a different request";
-        rc = TODO_EVALIDATION_ERROR;
+        rc = api_field_error(run->result, "Idempotency-Key",
+                             "was already used with a different request");
         goto out;
     }
     run->replayed = true;
@@ -272,9 +285,12 @@ int api_run(api_ctx_t *ctx, api_op_fn op, void *arg)
     if (strcmp(req->method, "POST") == 0)
         run.key = http_req_header(req, "idempotency-key");
     if (run.key) {
-        if (!key_valid(run.key))
-            return http_send_error(req, TODO_EVALIDATION_ERROR,
-                                   "Idempotency-Key must be 1-255 visible ASCII characters", NULL);
+        if (!key_valid(run.key)) {
+            rc = api_field_error(&result, "Idempotency-Key",
+                                 "must be 1-255 visible ASCII characters");
+            rc = http_send_error(req, rc, result.detail, result.errors);
+            goto out;
+        }
         request_hash(req, run.hash);
     }
 

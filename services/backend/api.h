@@ -60,6 +60,9 @@ typedef int (*api_op_fn)(api_ctx_t *ctx, void *arg, api_result_t *out);
  * response (and runs nothing); the same key with another request body → 422. */
 int api_run(api_ctx_t *ctx, api_op_fn op, void *arg);
 
+/* Makes out a 422 with one field error; returns TODO_EVALIDATION_ERROR. */
+int api_field_error(api_result_t *out, const char *field, const char *message);
+
 /* Responds 422 with e's errors. */
 int api_validation_error(http_req_t *req, const json_errors_t *e);
 

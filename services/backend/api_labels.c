@@ -75,11 +75,10 @@ static int create_op(api_ctx_t *ctx, void *arg, api_result_t *out)
     label_change_t *c = arg;
     int64_t id = 0;
     int rc = label_store_insert(ctx->db, c->kind, ctx->claims.sub, c->name, c->color, &id);
-    if (rc == TODO_EVALIDATION_ERROR) {
-        out->detail =
-            c->kind == &label_tag ? "at most 100 tags per user" : "at most 50 categories per user";
-        return rc;
-    }
+    if (rc == TODO_EVALIDATION_ERROR)
+        return api_field_error(out, "name",
+                               c->kind == &label_tag ? "at most 100 tags per user"
+                                                     : "at most 50 categories per user");
     if (rc != 0)
         return conflict_or(rc, c->kind, out);
     rc = label_store_get(ctx->db, c->kind, ctx->claims.sub, id, &out->body);

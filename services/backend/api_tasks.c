@@ -165,12 +165,11 @@ static int apply_change(api_ctx_t *ctx, change_t *c, task_fields_t *f, bool *set
             if (f->tag_ids[i] == c->tag_id)
                 at = i;
         *set_tags = true;
-        if (c->kind == CHANGE_TAG_REMOVE) {
-            *changed = at >= 0;
-            if (at >= 0)
-                f->tag_ids[at] = f->tag_ids[--f->ntags];
+        if (c->kind == CHANGE_TAG_REMOVE && at >= 0) {
+            f->tag_ids[at] = f->tag_ids[--f->ntags];
             break;
         }
+        /* The tag must be the user's own, whether or not the task has it. */
         task_fields_t probe;
         task_fields_init(&probe);
         probe.tag_ids[0] = c->tag_id;
@@ -182,7 +181,7 @@ static int apply_change(api_ctx_t *ctx, change_t *c, task_fields_t *f, bool *set
             rc = TODO_ENOT_FOUND;
             break;
         }
-        if (rc != 0 || at >= 0) {
+        if (rc != 0 || at >= 0 || c->kind == CHANGE_TAG_REMOVE) {
             *changed = false;
             break;
         }

@@ -425,9 +425,7 @@ out:
 /* Cursor: base64url (no padding) of JSON [sort, desc, value|null, id]. */
 char *task_cursor_encode(task_sort_t sort, bool desc, const char *value, int64_t id)
 {
-    json_t *a = json_pack("[ibsI]", (int)sort, desc, value, (json_int_t)id);
-    if (!value)
-        json_array_set_new(a, 2, json_null());
+    json_t *a = json_pack("[ibs?I]", (int)sort, desc, value, (json_int_t)id);
     char *text = json_dump(a);
     json_decref(a);
     size_t n = strlen(text);

@@ -52,7 +52,7 @@ typedef struct {
     const char *params[ROUTER_MAX_PARAMS];
     size_t nparams;
     /* METHOD_NOT_ALLOWED: the methods of every route matching the path, in the order added,
-     * without repeats, e.g. "GET, POST"; "" otherwise. */
+     * without repeats, HEAD after GET, e.g. "GET, HEAD, POST"; "" otherwise. */
     char allow[ROUTER_ALLOW_MAX];
 } router_match_t;
 
@@ -69,6 +69,8 @@ void router_dispose(router_t *r);
 int router_add(router_t *r, const char *method, const char *pattern, void *data) TODO_WUR;
 
 /* Matches method and the raw path (path_len bytes, without the query; must start with '/').
+ * HEAD is answered by the path's first GET route when the path has no HEAD route, so Allow
+ * lists HEAD after GET.
  * Parameters are decoded into storage (storage_size bytes, each parameter followed by a NUL).
  * A path segment that is malformed percent-encoding, decodes to a NUL byte, or does not fit
  * storage does not match the {param} it stands for. Allocates nothing. */

@@ -392,12 +392,23 @@ static void test_errors(void)
 
     request("POST", "/api/u/tasks/1/tags/2", "{}", 2, NULL, true, &r);
     check_problem(&r, 405, "METHOD_NOT_ALLOWED", "urn:todo:problem:method-not-allowed", NULL);
-    CHECK_STR(header(&r, "allow", h, sizeof(h)), "GET, DELETE");
+    CHECK_STR(header(&r, "allow", h, sizeof(h)), "GET, HEAD, DELETE");
     resp_dispose(&r);
 
     request("BREW", "/healthz", NULL, 0, NULL, true, &r);
     CHECK_INT(r.status, 405);
-    CHECK_STR(header(&r, "allow", h, sizeof(h)), "GET");
+    CHECK_STR(header(&r, "allow", h, sizeof(h)), "GET, HEAD");
+    resp_dispose(&r);
+
+    /* HEAD: the GET route's headers, no body (and the connection stays usable) */
+    request("HEAD", "/healthz", NULL, 0, NULL, true, &r);
+    CHECK_INT(r.code, CURLE_OK);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(header(&r, "content-length", h, sizeof(h)), "15");
+    CHECK_INT(r.body.len, 0);
+    resp_dispose(&r);
+    get("/healthz", &r);
+    CHECK_STR(r.body.data, "{\"status\":\"ok\"}");
     resp_dispose(&r);
 
     get("/fail/conflict", &r);

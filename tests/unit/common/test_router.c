@@ -131,14 +131,26 @@ static void test_match(void)
               ROUTER_METHOD_NOT_ALLOWED);
     CHECK(m.route && m.route->data == &task);
     CHECK_STR(m.route->pattern, "/api/{user_id}/tasks/{id}");
-    CHECK_STR(m.allow, "GET, DELETE");
+    CHECK_STR(m.allow, "GET, HEAD, DELETE");
     CHECK_INT(m.nparams, 0);
     CHECK_INT(match(&r, "get", "/api/u1/tasks", storage, sizeof(storage), &m),
               ROUTER_METHOD_NOT_ALLOWED);
-    CHECK_STR(m.allow, "GET, POST");
+    CHECK_STR(m.allow, "GET, HEAD, POST");
     CHECK_INT(match(&r, "POST", "/healthz", storage, sizeof(storage), &m),
               ROUTER_METHOD_NOT_ALLOWED);
-    CHECK_STR(m.allow, "GET");
+    CHECK_STR(m.allow, "GET, HEAD");
+    CHECK_INT(match(&r, "GET", "/api/u1/tasks/7/tags/x", storage, sizeof(storage), &m),
+              ROUTER_METHOD_NOT_ALLOWED);
+    CHECK_STR(m.allow, "PUT, DELETE");
+
+    /* HEAD goes to the GET route of the path */
+    CHECK_INT(match(&r, "HEAD", "/api/u1/tasks/7", storage, sizeof(storage), &m), ROUTER_FOUND);
+    CHECK(m.route && m.route->data == &task);
+    CHECK_STR(m.route->method, "GET");
+    CHECK_STR(m.params[1], "7");
+    CHECK_INT(match(&r, "HEAD", "/api/u1/tasks/7/tags/x", storage, sizeof(storage), &m),
+              ROUTER_METHOD_NOT_ALLOWED);
+    CHECK_STR(m.allow, "PUT, DELETE");
     /* a malformed parameter is not found, whatever the method */
     CHECK_INT(match(&r, "PATCH", "/api/u%zz/tasks/7", storage, sizeof(storage), &m),
               ROUTER_NOT_FOUND);
@@ -194,6 +206,13 @@ static void test_order(void)
     CHECK_INT(router_add(&r, "GET", "/users/me", &me), 0);
     CHECK_INT(match(&r, "GET", "/users/me", storage, sizeof(storage), &m), ROUTER_FOUND);
     CHECK(m.route->data == &any);
+    /* a HEAD route of its own wins over the GET one, wherever it is */
+    CHECK_INT(match(&r, "HEAD", "/users/me", storage, sizeof(storage), &m), ROUTER_FOUND);
+    CHECK(m.route->data == &any);
+    CHECK_INT(router_add(&r, "HEAD", "/users/me", &me), 0);
+    CHECK_INT(match(&r, "HEAD", "/users/me", storage, sizeof(storage), &m), ROUTER_FOUND);
+    CHECK(m.route->data == &me);
+    CHECK_STR(m.route->method, "HEAD");
     router_dispose(&r);
 }
 
