@@ -283,8 +283,8 @@ due_at=$(date -u -d "@$due_base" +%Y-%m-%dT09:00:00Z)
 remind_at=$(date -u -d "@$(( $(date -u -d "$due_at" +%s) - 30 * 60 ))" +%Y-%m-%dT%H:%M:%SZ)
 traceparent="00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01"
 psql_do "$db_url" 'CHECKPOINT'
-echo "create-task: pgbench: -M extended, $threads clients, ${duration}s, create.sql"
-if ! "$pg_bin/pgbench" -n -M extended -c "$threads" -j "$threads" -T "$duration" \
+echo "create-task: pgbench: -M prepared, $threads clients, ${duration}s, create.sql"
+if ! "$pg_bin/pgbench" -n -M prepared -c "$threads" -j "$threads" -T "$duration" \
     -f "$here/create.sql" \
     -D "user_id=$user" \
     -D "title=Benchmark task 1-0000001" \

@@ -1,5 +1,7 @@
 /* PostgreSQL access through libpq: connection with bounded, throttled reconnection, SQLSTATE to
- * error mapping, the transaction helper with retries, and migrations under an advisory lock. */
+ * error mapping, a per-connection cache of prepared statements, the transaction helper with
+ * retries (its BEGIN pipelined with the first statement), and migrations under an advisory
+ * lock. */
 #include "todo/db.h"
 
 #include <stdint.h>
@@ -16,6 +18,16 @@
 #define DB_DEFAULT_TIMEOUT  10000
 #define DB_DEFAULT_APP_NAME "todo"
 #define DB_MSG_MAX          512
+#define DB_STMT_CACHE       32 /* prepared statements per connection */
+#define DB_STMT_NAME        24
+#define DB_PIPELINE_MAX     2 /* statements sent together: BEGIN and the first of a transaction */
+
+/* A statement prepared on the current connection. */
+typedef struct {
+    char *sql; /* its text (owned): the key */
+    uint32_t hash;
+    char name[DB_STMT_NAME];
+} db_stmt_t;
 
 struct db {
     char *url;
@@ -26,11 +38,33 @@ struct db {
     bool in_tx;           /* inside db_tx: never reconnect */
     bool pinned;          /* session state matters (advisory lock): never reconnect */
     bool tx_retry;        /* the current transaction failed with 40001 or 40P01 */
-    bool attempted;       /* a connection attempt was made */
+    bool begin_pending;   /* inside db_tx, no statement sent yet: BEGIN goes with the first */
+    bool cache_full_said; /* the warning that the statement cache is full was logged */
+    bool attempted;       /* the last connection attempt failed */
     int64_t next_attempt; /* monotonic ms before which no new attempt is made */
     char sqlstate[6];
     char constraint[64];
+    db_stmt_t stmts[DB_STMT_CACHE]; /* prepared on conn */
+    int nstmts;
+    unsigned stmt_seq; /* names todo_<n>, unique on conn */
 };
+
+typedef enum {
+    RUN_PARAMS,   /* extended protocol, unnamed statement */
+    RUN_PREPARED, /* extended protocol, statement from the cache */
+    RUN_SIMPLE    /* simple protocol: several statements, no parameters */
+} run_mode_t;
+
+/* One statement of a round trip: run sql (as the prepared statement name when name is set),
+ * first preparing it when prepare is set. */
+typedef struct {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    bool prepare;
+    uint32_t hash;
+    char name[DB_STMT_NAME];
+} step_t;
 
 static int64_t now_ms(void)
 {
@@ -142,21 +176,161 @@ static int check_result(db_t *db, const PGresult *res)
     return rc;
 }
 
-/* Runs one statement on the current connection, never reconnecting. *out (when out is set)
- * receives the result on success. multi runs sql with the simple protocol (several statements,
- * no parameters). */
-static int run(db_t *db, const char *sql, int nparams, const char *const *params, bool multi,
+static uint32_t text_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* Forgets the statements prepared on a connection that is gone. */
+static void forget_statements(db_t *db)
+{
+    for (int i = 0; i < db->nstmts; i++)
+        free(db->stmts[i].sql);
+    db->nstmts = 0;
+    db->stmt_seq = 0;
+}
+
+/* Appends to steps (n so far) the step that runs sql: as a prepared statement when prepared (the
+ * step prepares it first when the cache has no such statement yet and room for it), else
+ * unnamed. Returns the new count. */
+static int add_step(db_t *db, step_t *steps, int n, const char *sql, int nparams,
+                    const char *const *params, bool prepared)
+{
+    step_t *st = &steps[n];
+    int room = DB_STMT_CACHE - db->nstmts;
+
+    *st = (step_t){.sql = sql, .nparams = nparams, .params = params};
+    if (!prepared)
+        return n + 1;
+    st->hash = text_hash(sql);
+    for (int i = 0; i < db->nstmts; i++) {
+        if (db->stmts[i].hash == st->hash && strcmp(db->stmts[i].sql, sql) == 0) {
+            memcpy(st->name, db->stmts[i].name, sizeof(st->name));
+            return n + 1;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        room -= steps[i].prepare;
+    if (room <= 0) {
+        if (!db->cache_full_said)
+            log_warn("db", "%d statements prepared: further ones run unprepared", DB_STMT_CACHE);
+        db->cache_full_said = true;
+        return n + 1;
+    }
+    st->prepare = true;
+    snprintf(st->name, sizeof(st->name), "todo_%u", db->stmt_seq++);
+    return n + 1;
+}
+
+static void remember_statement(db_t *db, const step_t *st)
+{
+    db_stmt_t *e = &db->stmts[db->nstmts++];
+    e->sql = xstrdup(st->sql);
+    e->hash = st->hash;
+    memcpy(e->name, st->name, sizeof(e->name));
+}
+
+static bool result_ok(const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
+}
+
+/* The results of one request of a pipeline, up to its end (NULL): the first is kept. */
+static PGresult *request_result(PGconn *conn)
+{
+    PGresult *first = PQgetResult(conn), *r;
+    if (first)
+        while ((r = PQgetResult(conn)) != NULL)
+            PQclear(r);
+    return first;
+}
+
+/* Sends the steps in one pipeline (one round trip) and waits for all of them. Returns the result
+ * of the first request that failed, else the last step's; NULL when the connection broke.
+ * Statements prepared by the steps are remembered. A step after a failed one is not run. */
+static PGresult *pipeline(db_t *db, const step_t *steps, int n)
+{
+    PGconn *conn = db->conn;
+    PGresult *res = NULL, *r;
+    bool sent = PQenterPipelineMode(conn);
+
+    for (int i = 0; sent && i < n; i++) {
+        const step_t *st = &steps[i];
+        if (st->prepare)
+            sent = PQsendPrepare(conn, st->name, st->sql, 0, NULL);
+        if (sent && st->name[0])
+            sent = PQsendQueryPrepared(conn, st->name, st->nparams, st->params, NULL, NULL, 0);
+        else if (sent)
+            sent = PQsendQueryParams(conn, st->sql, st->nparams, NULL, st->params, NULL, NULL, 0);
+    }
+    if (sent && PQpipelineSync(conn)) {
+        for (int i = 0; i < n; i++) {
+            if (steps[i].prepare) {
+                r = request_result(conn);
+                if (r && result_ok(r))
+                    remember_statement(db, &steps[i]);
+                if (!res && (!r || !result_ok(r)))
+                    res = r; /* the statement does not exist: its run below is aborted */
+                else
+                    PQclear(r);
+            }
+            r = request_result(conn);
+            if (!res && (i == n - 1 || !r || !result_ok(r)))
+                res = r;
+            else
+                PQclear(r);
+        }
+        r = PQgetResult(conn);
+        if (PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+            sent = false;
+        PQclear(r);
+    }
+    if (!PQexitPipelineMode(conn) || !sent) {
+        /* Results may still be due: the session is of no further use. */
+        if (PQstatus(conn) == CONNECTION_OK)
+            log_warn("db", "pipeline failed: %s", PQerrorMessage(conn));
+        db->lost = true;
+    }
+    return res;
+}
+
+/* Runs one statement on the current connection, never reconnecting; a BEGIN that db_tx left
+ * pending goes with it. *out (when out is set) receives the result on success. */
+static int run(db_t *db, const char *sql, int nparams, const char *const *params, run_mode_t mode,
                PGresult **out)
 {
-    int rc = TODO_EUNAVAILABLE;
+    int rc = TODO_EUNAVAILABLE, n = 0;
     PGresult *res = NULL;
+    step_t steps[DB_PIPELINE_MAX];
+    bool begin = db->begin_pending;
 
+    db->begin_pending = false; /* even when this fails: COMMIT must not pass for a no-op */
     if (!db_connected(db))
         goto out;
-    if (multi)
+    if (begin) {
+        if (mode == RUN_SIMPLE) { /* the simple protocol cannot share a pipeline */
+            rc = run(db, "BEGIN", 0, NULL, RUN_PREPARED, NULL);
+            if (rc != 0)
+                goto out;
+        } else {
+            n = add_step(db, steps, n, "BEGIN", 0, NULL, true);
+        }
+    }
+    if (mode == RUN_SIMPLE) {
         res = PQexec(db->conn, sql);
-    else
-        res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    } else {
+        n = add_step(db, steps, n, sql, nparams, params, mode == RUN_PREPARED);
+        if (n > 1 || steps[0].prepare)
+            res = pipeline(db, steps, n);
+        else if (steps[0].name[0])
+            res = PQexecPrepared(db->conn, steps[0].name, nparams, params, NULL, NULL, 0);
+        else
+            res = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    }
     rc = check_result(db, res);
     if (rc == 0 && out) {
         *out = res;
@@ -171,6 +345,7 @@ static void disconnect(db_t *db)
 {
     PQfinish(db->conn);
     db->conn = NULL;
+    forget_statements(db);
 }
 
 static int set_statement_timeout(db_t *db, int ms)
@@ -178,7 +353,7 @@ static int set_statement_timeout(db_t *db, int ms)
     char value[24];
     const char *p[] = {value};
     snprintf(value, sizeof(value), "%d", ms);
-    return run(db, "SELECT set_config('statement_timeout', $1, false)", 1, p, false, NULL);
+    return run(db, "SELECT set_config('statement_timeout', $1, false)", 1, p, RUN_PARAMS, NULL);
 }
 
 static int open_conn(db_t *db)
@@ -231,7 +406,7 @@ void db_free(db_t *db)
 {
     if (!db)
         return;
-    PQfinish(db->conn);
+    disconnect(db);
     free(db->url);
     free(db->app_name);
     free(db);
@@ -260,7 +435,9 @@ int db_connect(db_t *db)
         goto out;
     disconnect(db);
     rc = open_conn(db);
-    db->attempted = true;
+    /* Only a failed attempt holds back the next one: a connection lost after a good one is
+     * re-opened at once. */
+    db->attempted = rc != 0;
     db->next_attempt = now_ms() + DB_RECONNECT_MS;
 out:
     return rc;
@@ -276,7 +453,8 @@ int db_ping(db_t *db)
     return db_query(db, "SELECT 1", 0, NULL, NULL);
 }
 
-int db_query(db_t *db, const char *sql, int nparams, const char *const *params, PGresult **out)
+static int query(db_t *db, const char *sql, int nparams, const char *const *params, run_mode_t mode,
+                 PGresult **out)
 {
     int rc;
 
@@ -284,9 +462,22 @@ int db_query(db_t *db, const char *sql, int nparams, const char *const *params, 
         *out = NULL;
     db->sqlstate[0] = db->constraint[0] = '\0';
     rc = db_connect(db);
-    if (rc != 0)
+    if (rc != 0) {
+        db->begin_pending = false; /* the transaction is lost: its COMMIT must fail */
         return rc;
-    return run(db, sql, nparams, params, false, out);
+    }
+    return run(db, sql, nparams, params, mode, out);
+}
+
+int db_query(db_t *db, const char *sql, int nparams, const char *const *params, PGresult **out)
+{
+    return query(db, sql, nparams, params, RUN_PARAMS, out);
+}
+
+int db_query_prepared(db_t *db, const char *sql, int nparams, const char *const *params,
+                      PGresult **out)
+{
+    return query(db, sql, nparams, params, RUN_PREPARED, out);
 }
 
 const char *db_sqlstate(const db_t *db)
@@ -304,11 +495,15 @@ static void rollback(db_t *db)
 {
     char state[sizeof(db->sqlstate)], constraint[sizeof(db->constraint)];
 
+    if (db->begin_pending) { /* nothing was sent */
+        db->begin_pending = false;
+        return;
+    }
     if (!db_connected(db))
         return;
     memcpy(state, db->sqlstate, sizeof(state));
     memcpy(constraint, db->constraint, sizeof(constraint));
-    if (run(db, "ROLLBACK", 0, NULL, false, NULL) != 0)
+    if (run(db, "ROLLBACK", 0, NULL, RUN_PARAMS, NULL) != 0)
         log_warn("db", "ROLLBACK failed");
     memcpy(db->sqlstate, state, sizeof(state));
     memcpy(db->constraint, constraint, sizeof(constraint));
@@ -319,13 +514,17 @@ static int commit(db_t *db)
     int rc = TODO_EINTERNAL;
     PGresult *res = NULL;
 
+    if (db->begin_pending) { /* nothing was sent, nothing to commit */
+        db->begin_pending = false;
+        return 0;
+    }
     if (db_connected(db) && PQtransactionStatus(db->conn) == PQTRANS_INERROR) {
         /* COMMIT would quietly roll back: a statement failed and fn went on as if not. */
         log_error("db", "a statement failed inside the transaction; rolling back");
         rollback(db);
         goto out;
     }
-    rc = run(db, "COMMIT", 0, NULL, false, &res);
+    rc = run(db, "COMMIT", 0, NULL, RUN_PREPARED, &res);
     if (rc == 0 && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         log_error("db", "COMMIT ended with %s", PQcmdStatus(res));
         rc = TODO_EINTERNAL;
@@ -343,16 +542,15 @@ static int tx_once(db_t *db, db_tx_fn fn, void *arg)
     rc = db_connect(db);
     if (rc != 0)
         goto out;
-    rc = run(db, "BEGIN", 0, NULL, false, NULL);
-    if (rc != 0)
-        goto out;
     db->in_tx = true;
+    db->begin_pending = true; /* sent with fn's first statement */
     rc = fn(db, arg);
     if (rc == 0)
         rc = commit(db);
     else
         rollback(db);
     db->in_tx = false;
+    db->begin_pending = false;
 out:
     return rc;
 }
@@ -388,6 +586,11 @@ bool db_in_tx(const db_t *db)
 
 PGconn *db_conn(db_t *db)
 {
+    if (db->begin_pending && db_connected(db)) {
+        db->begin_pending = false;
+        if (run(db, "BEGIN", 0, NULL, RUN_PREPARED, NULL) != 0)
+            log_warn("db", "BEGIN failed");
+    }
     return db_connected(db) ? db->conn : NULL;
 }
 
@@ -404,7 +607,7 @@ static int apply_migration(db_t *db, void *arg)
     int rc;
 
     snprintf(version, sizeof(version), "%d", a->migration->version);
-    rc = run(db, a->migration->sql, 0, NULL, true, NULL);
+    rc = run(db, a->migration->sql, 0, NULL, RUN_SIMPLE, NULL);
     if (rc != 0)
         return rc;
     if (PQtransactionStatus(db->conn) != PQTRANS_INTRANS) {
@@ -461,25 +664,25 @@ int db_migrate(db_t *db, const char *schema, const db_migration_t *migrations, s
     rc = set_statement_timeout(db, 0);
     if (rc != 0)
         goto out;
-    rc = run(db, lock_sql, 1, lock_params, false, NULL);
+    rc = run(db, lock_sql, 1, lock_params, RUN_PARAMS, NULL);
     if (rc != 0)
         goto out;
     locked = true;
 
     sql = xasprintf("CREATE SCHEMA IF NOT EXISTS %s", ident);
-    rc = run(db, sql, 0, NULL, false, NULL);
+    rc = run(db, sql, 0, NULL, RUN_PARAMS, NULL);
     if (rc != 0)
         goto out;
     free(sql);
     sql = xasprintf("CREATE TABLE IF NOT EXISTS %s.schema_migrations (version int PRIMARY KEY, "
                     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
                     ident);
-    rc = run(db, sql, 0, NULL, false, NULL);
+    rc = run(db, sql, 0, NULL, RUN_PARAMS, NULL);
     if (rc != 0)
         goto out;
     free(sql);
     sql = xasprintf("SELECT version FROM %s.schema_migrations", ident);
-    rc = run(db, sql, 0, NULL, false, &res);
+    rc = run(db, sql, 0, NULL, RUN_PARAMS, &res);
     if (rc != 0)
         goto out;
     insert_sql =
@@ -504,7 +707,7 @@ int db_migrate(db_t *db, const char *schema, const db_migration_t *migrations, s
     rc = 0;
 out:
     /* Should the session keep the lock or lose its timeout, close it: the next use reconnects. */
-    if (locked && db_connected(db) && run(db, unlock_sql, 1, lock_params, false, NULL) != 0) {
+    if (locked && db_connected(db) && run(db, unlock_sql, 1, lock_params, RUN_PARAMS, NULL) != 0) {
         log_warn("db", "cannot release the migration lock of schema %s", schema);
         disconnect(db);
     }

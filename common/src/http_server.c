@@ -35,11 +35,12 @@
 
 _Static_assert(HTTP_MAX_PARAMS == ROUTER_MAX_PARAMS, "one parameter limit");
 
-#define PARAM_STORAGE      1024 /* bytes for a request's decoded path parameters */
-#define MAX_ROUTES         4096 /* keeps route indexes within the metrics cache key */
-#define ACCEPTS_PER_EVENT  16   /* connections accepted per readiness event */
-#define COUNTER_SLOTS      256  /* per-loop cache of request counters (a power of two) */
-#define CLOSE_GRACE_MS     500  /* how long idle connections get to close after the drain */
+#define PARAM_STORAGE      1024        /* bytes for a request's decoded path parameters */
+#define MAX_ROUTES         4096        /* keeps route indexes within the metrics cache key */
+#define ACCEPTS_PER_EVENT  16          /* connections accepted per readiness event */
+#define COUNTER_SLOTS      256         /* per-loop cache of request counters (a power of two) */
+#define CLOSE_GRACE_MS     500         /* how long idle connections get to close after the drain */
+#define BACKSTOP_MIN       (64u << 10) /* least margin of h2o's body limit above ours */
 #define METRICS_RENDER_MAX (16u << 20)
 #define UNMATCHED_ROUTE    "unmatched" /* the route label of paths no pattern matches */
 
@@ -937,8 +938,10 @@ http_server_t *http_server_new(const http_server_config_t *cfg)
 
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(""));
-    /* h2o's own 413 is a backstop above ours, so that we answer with problem+json. */
-    srv->globalconf.max_request_entity_size = cfg->max_body + cfg->max_body / 4 + 16384;
+    /* h2o's own 413 (plain text, before the body is read) is a backstop well above our cap, so
+     * that a body a little or a few times too large still gets our problem+json answer. */
+    srv->globalconf.max_request_entity_size =
+        cfg->max_body + (cfg->max_body > BACKSTOP_MIN ? cfg->max_body : BACKSTOP_MIN);
     srv->globalconf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *host =
         h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -966,9 +969,10 @@ http_server_t *http_server_new(const http_server_config_t *cfg)
         srv->loops[i].wake_wr = fds[1];
     }
     srv->unmatched_duration = duration_histogram(UNMATCHED_ROUTE);
-    if (add_route(srv, "GET", "/healthz", ROUTE_HEALTHZ, NULL, NULL) != 0 ||
-        add_route(srv, "GET", "/readyz", ROUTE_READYZ, NULL, NULL) != 0 ||
-        add_route(srv, "GET", "/metrics", ROUTE_METRICS, NULL, NULL) != 0) {
+    if (!cfg->no_builtin_routes &&
+        (add_route(srv, "GET", "/healthz", ROUTE_HEALTHZ, NULL, NULL) != 0 ||
+         add_route(srv, "GET", "/readyz", ROUTE_READYZ, NULL, NULL) != 0 ||
+         add_route(srv, "GET", "/metrics", ROUTE_METRICS, NULL, NULL) != 0)) {
         http_server_free(srv);
         srv = NULL;
     }

@@ -125,15 +125,19 @@ static bool parse_pattern(router_route_t *rt)
         size_t seg = rt->nsegs++;
         size_t n = end - start;
         if (n >= 2 && p[start] == '{' && p[end - 1] == '}') {
-            if (n == 2 || rt->nparams == ROUTER_MAX_PARAMS)
+            /* "{name*}" (only as the last segment) takes the rest of the path */
+            bool rest = n >= 3 && p[end - 2] == '*';
+            size_t name_len = n - 2 - (rest ? 1 : 0);
+            if (name_len == 0 || rt->nparams == ROUTER_MAX_PARAMS || (rest && end != len))
                 return false;
-            for (size_t i = start + 1; i < end - 1; i++) {
+            for (size_t i = start + 1; i < start + 1 + name_len; i++) {
                 if (!param_name_char_ok(p[i]))
                     return false;
             }
             rt->seg_param[seg] = true;
+            rt->seg_rest[seg] = rest;
             rt->seg_off[seg] = (uint16_t)(start + 1);
-            rt->seg_len[seg] = (uint16_t)(n - 2);
+            rt->seg_len[seg] = (uint16_t)name_len;
             rt->nparams++;
         } else {
             for (size_t i = start; i < end; i++) {
@@ -141,6 +145,7 @@ static bool parse_pattern(router_route_t *rt)
                     return false;
             }
             rt->seg_param[seg] = false;
+            rt->seg_rest[seg] = false;
             rt->seg_off[seg] = (uint16_t)start;
             rt->seg_len[seg] = (uint16_t)n;
         }
@@ -157,7 +162,7 @@ static bool same_route(const router_route_t *a, const router_route_t *b)
     if (strcmp(a->method, b->method) != 0 || a->nsegs != b->nsegs)
         return false;
     for (size_t i = 0; i < a->nsegs; i++) {
-        if (a->seg_param[i] != b->seg_param[i])
+        if (a->seg_param[i] != b->seg_param[i] || a->seg_rest[i] != b->seg_rest[i])
             return false;
         if (!a->seg_param[i] &&
             (a->seg_len[i] != b->seg_len[i] ||
@@ -201,38 +206,63 @@ out:
     return rc;
 }
 
-/* Splits path ("/a/b") into its segments ("a", "b"); false when it does not start with '/' or
- * has more than ROUTER_MAX_SEGMENTS segments. "/" is one empty segment. */
-static bool split_path(const char *path, size_t len, segment_t segs[ROUTER_MAX_SEGMENTS],
-                       size_t *nsegs)
+/* The segments of a request path, and where the path ends (for "{name*}"). */
+typedef struct {
+    segment_t segs[ROUTER_MAX_SEGMENTS];
+    size_t nsegs;  /* segments kept, at most ROUTER_MAX_SEGMENTS */
+    bool overflow; /* the path has more segments than were kept */
+    const char *end;
+} split_t;
+
+/* Splits path ("/a/b") into its segments ("a", "b"); false when it does not start with '/'.
+ * "/" is one empty segment. */
+static bool split_path(const char *path, size_t len, split_t *sp)
 {
     if (len == 0 || path[0] != '/')
         return false;
     size_t start = 1;
-    *nsegs = 0;
+    sp->nsegs = 0;
+    sp->overflow = false;
+    sp->end = path + len;
     for (;;) {
         size_t end = start;
         while (end < len && path[end] != '/')
             end++;
-        if (*nsegs == ROUTER_MAX_SEGMENTS)
-            return false;
-        segs[(*nsegs)++] = (segment_t){path + start, end - start};
+        if (sp->nsegs == ROUTER_MAX_SEGMENTS) {
+            sp->overflow = true;
+            return true;
+        }
+        sp->segs[sp->nsegs++] = (segment_t){path + start, end - start};
         if (end == len)
             return true;
         start = end + 1;
     }
 }
 
+/* Decoded length of the rest of the path from seg on ('/' kept), or -1 as decoded_length. */
+static long rest_length(segment_t seg, const char *end)
+{
+    return decoded_length((segment_t){seg.p, (size_t)(end - seg.p)});
+}
+
 /* True when the route's pattern matches the path segments and its decoded parameters fit in
  * storage_size bytes. */
-static bool route_matches(const router_route_t *rt, const segment_t *segs, size_t nsegs,
-                          size_t storage_size)
+static bool route_matches(const router_route_t *rt, const split_t *sp, size_t storage_size)
 {
+    const segment_t *segs = sp->segs;
     size_t need = 0;
-    if (rt->nsegs != nsegs)
+    bool rest = rt->nsegs > 0 && rt->seg_rest[rt->nsegs - 1];
+    if (rest ? sp->nsegs < rt->nsegs : (sp->overflow || rt->nsegs != sp->nsegs))
         return false;
-    for (size_t i = 0; i < nsegs; i++) {
-        if (rt->seg_param[i]) {
+    for (size_t i = 0; i < rt->nsegs; i++) {
+        if (rt->seg_rest[i]) {
+            long n = rest_length(segs[i], sp->end);
+            if (n < 0)
+                return false;
+            need += (size_t)n + 1;
+            if (need > storage_size)
+                return false;
+        } else if (rt->seg_param[i]) {
             long n = segs[i].len ? decoded_length(segs[i]) : -1;
             if (n < 0)
                 return false;
@@ -247,16 +277,19 @@ static bool route_matches(const router_route_t *rt, const segment_t *segs, size_
 }
 
 /* Decodes the route's parameters into storage; route_matches has checked that they fit. */
-static void decode_params(const router_route_t *rt, const segment_t *segs, char *storage,
+static void decode_params(const router_route_t *rt, const split_t *sp, char *storage,
                           router_match_t *m)
 {
     char *dst = storage;
     for (size_t i = 0; i < rt->nsegs; i++) {
         if (!rt->seg_param[i])
             continue;
+        segment_t seg = sp->segs[i];
+        if (rt->seg_rest[i])
+            seg.len = (size_t)(sp->end - seg.p);
         m->params[m->nparams++] = dst;
-        for (size_t j = 0; j < segs[i].len;)
-            *dst++ = (char)next_byte(segs[i].p, segs[i].len, &j);
+        for (size_t j = 0; j < seg.len;)
+            *dst++ = (char)next_byte(seg.p, seg.len, &j);
         *dst++ = '\0';
     }
 }
@@ -285,8 +318,7 @@ static void allow_add(char *allow, const char *method)
 router_result_t router_match(const router_t *r, const char *method, const char *path,
                              size_t path_len, char *storage, size_t storage_size, router_match_t *m)
 {
-    segment_t segs[ROUTER_MAX_SEGMENTS];
-    size_t nsegs;
+    split_t sp;
 
     const router_route_t *found = NULL; /* for HEAD, the first GET route until a HEAD one */
     bool head = strcmp(method, "HEAD") == 0;
@@ -294,11 +326,11 @@ router_result_t router_match(const router_t *r, const char *method, const char *
     m->route = NULL;
     m->nparams = 0;
     m->allow[0] = '\0';
-    if (!split_path(path, path_len, segs, &nsegs))
+    if (!split_path(path, path_len, &sp))
         return ROUTER_NOT_FOUND;
     for (size_t i = 0; i < r->n; i++) {
         const router_route_t *rt = r->routes[i];
-        if (!route_matches(rt, segs, nsegs, storage_size))
+        if (!route_matches(rt, &sp, storage_size))
             continue;
         if (strcmp(rt->method, method) == 0) {
             found = rt;
@@ -315,7 +347,7 @@ router_result_t router_match(const router_t *r, const char *method, const char *
     if (found) {
         m->route = found;
         m->allow[0] = '\0';
-        decode_params(found, segs, storage, m);
+        decode_params(found, &sp, storage, m);
         return ROUTER_FOUND;
     }
     return m->route ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;

@@ -29,12 +29,12 @@ int task_store_check_refs(db_t *db, const char *user, const task_fields_t *f, js
         return 0;
     tag_array(f, tags, sizeof(tags));
     const char *p[] = {user, f->category_id ? api_i64(cat, f->category_id) : NULL, tags};
-    int rc = db_query(db,
-                      "SELECT (SELECT count(*) FROM backend.categories "
-                      "         WHERE user_id = $1 AND id = $2::bigint), "
-                      "       (SELECT count(*) FROM backend.tags "
-                      "         WHERE user_id = $1 AND id = ANY ($3::bigint[]))",
-                      3, p, &res);
+    int rc = db_query_prepared(db,
+                               "SELECT (SELECT count(*) FROM backend.categories "
+                               "         WHERE user_id = $1 AND id = $2::bigint), "
+                               "       (SELECT count(*) FROM backend.tags "
+                               "         WHERE user_id = $1 AND id = ANY ($3::bigint[]))",
+                               3, p, &res);
     if (rc != 0)
         goto out;
     if (f->category_id && atoi(PQgetvalue(res, 0, 0)) != 1)
@@ -74,34 +74,86 @@ static void field_params(const task_fields_t *f, field_params_t *fp)
     fp->v[9] = f->recurrence_rule;
 }
 
+/* The INSERT of a task with its tags, $1 … $14: user, the fields of field_params, tag ids, series
+ * and occurrence. */
+#define INSERT_TASK_SQL                                                                        \
+    "t AS (INSERT INTO backend.tasks AS x (user_id, title, description, priority, completed, " \
+    "  completed_at, category_id, due_at, remind_at, remind_before_minutes, timezone, "        \
+    "  recurrence_rule, series_id, occurrence) "                                               \
+    "VALUES ($1, $2, $3, $4::smallint, $5::boolean, CASE WHEN $5::boolean THEN now() END, "    \
+    "  $6::bigint, $7::timestamptz, $8::timestamptz, $9::integer, $10, $11, $13::uuid, "       \
+    "  $14::integer) RETURNING x), "                                                           \
+    "tt AS (INSERT INTO backend.task_tags (task_id, tag_id) "                                  \
+    "  SELECT (t.x).id, tag_id FROM t, unnest($12::bigint[]) AS tag_id)"
+
+/* Fills p[0 … 13] with the parameters of INSERT_TASK_SQL; returns 14. */
+static int insert_params(const char *user, const field_params_t *fp, const char *series_id,
+                         char occ[24], int occurrence, const char **p)
+{
+    int n = 0;
+    p[n++] = user;
+    for (size_t i = 0; i < sizeof(fp->v) / sizeof(fp->v[0]); i++)
+        p[n++] = fp->v[i];
+    p[n++] = fp->tags;
+    p[n++] = series_id;
+    p[n++] = series_id ? api_i64(occ, occurrence) : NULL;
+    return n;
+}
+
 int task_store_insert(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
                       int occurrence, int64_t *id)
 {
     field_params_t fp;
     char occ[24];
+    const char *p[14];
     PGresult *res = NULL;
     field_params(f, &fp);
-    const char *p[] = {user,      fp.v[0],
-                       fp.v[1],   fp.v[2],
-                       fp.v[3],   fp.v[4],
-                       fp.v[5],   fp.v[6],
-                       fp.v[7],   fp.v[8],
-                       fp.v[9],   fp.tags,
-                       series_id, series_id ? api_i64(occ, occurrence) : NULL};
-    int rc = db_query(
-        db,
-        "WITH t AS (INSERT INTO backend.tasks (user_id, title, description, priority, completed, "
-        "  completed_at, category_id, due_at, remind_at, remind_before_minutes, timezone, "
-        "  recurrence_rule, series_id, occurrence) "
-        "VALUES ($1, $2, $3, $4::smallint, $5::boolean, CASE WHEN $5::boolean THEN now() END, "
-        "  $6::bigint, $7::timestamptz, $8::timestamptz, $9::integer, $10, $11, $13::uuid, "
-        "  $14::integer) RETURNING id), "
-        "g AS (INSERT INTO backend.task_tags (task_id, tag_id) "
-        "  SELECT t.id, x FROM t, unnest($12::bigint[]) AS x) "
-        "SELECT id FROM t",
-        14, p, &res);
+    int n = insert_params(user, &fp, series_id, occ, occurrence, p);
+    int rc = db_query_prepared(db, "WITH " INSERT_TASK_SQL " SELECT (x).id FROM t", n, p, &res);
     if (rc == 0)
         *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return rc;
+}
+
+int task_store_create(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
+                      int occurrence, const char *type, const char *traceparent, int64_t *id,
+                      char **json)
+{
+    field_params_t fp;
+    char occ[24];
+    const char *p[16];
+    PGresult *res = NULL;
+    field_params(f, &fp);
+    int n = insert_params(user, &fp, series_id, occ, occurrence, p);
+    p[n++] = type;
+    p[n++] = traceparent;
+    /* What task_store_emit does for an existing task, with the category and the tags read by
+     * the ids just inserted, as the rows of task_tags are not visible within this statement.
+     * s is materialized (referenced twice): the event and the answer carry the same snapshot. */
+    int rc = db_query_prepared(
+        db,
+        "WITH " INSERT_TASK_SQL ", "
+        "s AS (SELECT (t.x).id, backend.task_json_of(t.x, "
+        "    (SELECT json_build_object('id', c.id, 'name', c.name, 'color', c.color) "
+        "       FROM backend.categories c WHERE c.id = $6::bigint), "
+        "    COALESCE((SELECT json_agg(json_build_object('id', g.id, 'name', g.name, "
+        "                                                'color', g.color) ORDER BY g.id) "
+        "                FROM backend.tags g WHERE g.id = ANY ($12::bigint[])), '[]'::json)) "
+        "    AS snap FROM t), "
+        "e AS (SELECT gen_random_uuid() AS id), "
+        "o AS (INSERT INTO backend.outbox (event_id, topic, partition_key, event) "
+        "  SELECT e.id, 'task-events', s.id::text, "
+        "    backend.task_event(e.id, $15, s.id, $16, s.snap, "
+        "      (SELECT u.email FROM backend.users u WHERE u.id = $1)) "
+        "  FROM s, e) "
+        "SELECT s.id, s.snap, pg_notify('backend_outbox', '') FROM s",
+        n, p, &res);
+    if (rc != 0)
+        goto out;
+    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    *json = xstrdup(PQgetvalue(res, 0, 1));
+out:
     PQclear(res);
     return rc;
 }
@@ -119,7 +171,7 @@ int task_store_load(db_t *db, const char *user, int64_t id, task_fields_t *f, in
     char idbuf[24];
     PGresult *res = NULL;
     const char *p[] = {user, api_i64(idbuf, id)};
-    int rc = db_query(
+    int rc = db_query_prepared(
         db,
         "SELECT title, description, priority, completed, category_id, "
         "  (extract(epoch FROM due_at) * 1000000)::bigint, "
@@ -176,25 +228,27 @@ int task_store_update(db_t *db, int64_t id, const task_fields_t *f, bool set_tag
                        fp.v[7],
                        fp.v[8],
                        fp.v[9]};
-    int rc = db_query(db,
-                      "UPDATE backend.tasks SET title = $2, description = $3, "
-                      "  priority = $4::smallint, completed = $5::boolean, "
-                      "  completed_at = CASE WHEN $5::boolean THEN COALESCE(completed_at, now()) "
-                      "  END, category_id = $6::bigint, due_at = $7::timestamptz, "
-                      "  remind_at = $8::timestamptz, remind_before_minutes = $9::integer, "
-                      "  timezone = $10, recurrence_rule = $11, version = version + 1, "
-                      "  updated_at = now() "
-                      "WHERE id = $1::bigint",
-                      11, p, NULL);
+    int rc = db_query_prepared(
+        db,
+        "UPDATE backend.tasks SET title = $2, description = $3, "
+        "  priority = $4::smallint, completed = $5::boolean, "
+        "  completed_at = CASE WHEN $5::boolean THEN COALESCE(completed_at, now()) "
+        "  END, category_id = $6::bigint, due_at = $7::timestamptz, "
+        "  remind_at = $8::timestamptz, remind_before_minutes = $9::integer, "
+        "  timezone = $10, recurrence_rule = $11, version = version + 1, "
+        "  updated_at = now() "
+        "WHERE id = $1::bigint",
+        11, p, NULL);
     if (rc != 0 || !set_tags)
         return rc;
     const char *q[] = {p[0], fp.tags};
-    rc = db_query(db,
-                  "WITH d AS (DELETE FROM backend.task_tags WHERE task_id = $1::bigint "
-                  "             AND tag_id <> ALL ($2::bigint[])) "
-                  "INSERT INTO backend.task_tags (task_id, tag_id) "
-                  "SELECT $1::bigint, x FROM unnest($2::bigint[]) AS x ON CONFLICT DO NOTHING",
-                  2, q, NULL);
+    rc = db_query_prepared(
+        db,
+        "WITH d AS (DELETE FROM backend.task_tags WHERE task_id = $1::bigint "
+        "             AND tag_id <> ALL ($2::bigint[])) "
+        "INSERT INTO backend.task_tags (task_id, tag_id) "
+        "SELECT $1::bigint, x FROM unnest($2::bigint[]) AS x ON CONFLICT DO NOTHING",
+        2, q, NULL);
     return rc;
 }
 
@@ -204,8 +258,8 @@ int task_store_emit(db_t *db, int64_t id, const char *type, const char *tracepar
     char idbuf[24];
     PGresult *res = NULL;
     const char *p[] = {api_i64(idbuf, id), type, traceparent, snapshot};
-    int rc =
-        db_query(db, "SELECT backend.emit_task_event($1::bigint, $2, $3, $4::json)", 4, p, &res);
+    int rc = db_query_prepared(db, "SELECT backend.emit_task_event($1::bigint, $2, $3, $4::json)",
+                               4, p, &res);
     if (rc == 0 && json_out)
         *json_out = xstrdup(PQgetvalue(res, 0, 0));
     PQclear(res);
@@ -217,10 +271,10 @@ int task_store_get(db_t *db, const char *user, int64_t id, char **json, int *ver
     char idbuf[24];
     PGresult *res = NULL;
     const char *p[] = {user, api_i64(idbuf, id)};
-    int rc = db_query(db,
-                      "SELECT backend.task_json(t), t.version FROM backend.tasks t "
-                      "WHERE t.user_id = $1 AND t.id = $2::bigint",
-                      2, p, &res);
+    int rc = db_query_prepared(db,
+                               "SELECT backend.task_json(t), t.version FROM backend.tasks t "
+                               "WHERE t.user_id = $1 AND t.id = $2::bigint",
+                               2, p, &res);
     if (rc != 0)
         goto out;
     if (PQntuples(res) != 1) {
@@ -241,16 +295,17 @@ int task_store_delete(db_t *db, int64_t id, const char *traceparent)
     const char *p[] = {api_i64(idbuf, id)};
     /* The deleted event carries the last snapshot with a higher version than any before it, so
      * a consumer that keeps the newest version sees the delete as newest. */
-    int rc = db_query(db,
-                      "UPDATE backend.tasks t SET version = version + 1, updated_at = now() "
-                      "WHERE id = $1::bigint RETURNING backend.task_json(t)",
-                      1, p, &res);
+    int rc =
+        db_query_prepared(db,
+                          "UPDATE backend.tasks t SET version = version + 1, updated_at = now() "
+                          "WHERE id = $1::bigint RETURNING backend.task_json(t)",
+                          1, p, &res);
     if (rc != 0)
         goto out;
     rc = task_store_emit(db, id, "todo.task.deleted", traceparent, PQgetvalue(res, 0, 0), NULL);
     if (rc != 0)
         goto out;
-    rc = db_query(db, "DELETE FROM backend.tasks WHERE id = $1::bigint", 1, p, NULL);
+    rc = db_query_prepared(db, "DELETE FROM backend.tasks WHERE id = $1::bigint", 1, p, NULL);
 out:
     PQclear(res);
     return rc;
@@ -260,10 +315,10 @@ int task_store_touched(db_t *db, int64_t id, const char *traceparent)
 {
     char idbuf[24];
     const char *p[] = {api_i64(idbuf, id)};
-    int rc = db_query(db,
-                      "UPDATE backend.tasks SET version = version + 1, updated_at = now() "
-                      "WHERE id = $1::bigint",
-                      1, p, NULL);
+    int rc = db_query_prepared(db,
+                               "UPDATE backend.tasks SET version = version + 1, updated_at = now() "
+                               "WHERE id = $1::bigint",
+                               1, p, NULL);
     if (rc == 0)
         rc = task_store_emit(db, id, "todo.task.updated", traceparent, NULL, NULL);
     return rc;

@@ -1,6 +1,7 @@
 /* The tasks in PostgreSQL: insert, load for update, update, delete, list, and the outbox event
- * each change writes in the same transaction (backend.emit_task_event). Callers run these inside
- * db_tx; user ids are the token's sub, so a task of another user is simply not found. */
+ * each change writes in the same transaction (backend.emit_task_event; task_store_create writes a
+ * new task's in its own statement). Callers run these inside db_tx; user ids are the token's sub,
+ * so a task of another user is simply not found. */
 #ifndef BACKEND_TASK_STORE_H
 #define BACKEND_TASK_STORE_H
 #include <stdbool.h>
@@ -17,6 +18,11 @@ int task_store_check_refs(db_t *db, const char *user, const task_fields_t *f,
 /* Inserts a task (version 1) with its tags; series_id may be NULL. */
 int task_store_insert(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
                       int occurrence, int64_t *id) TODO_WUR;
+/* task_store_insert and task_store_emit of the new task's type event (e.g. todo.task.created) in
+ * one statement: *id is the task's id and *json (new) its JSON. */
+int task_store_create(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
+                      int occurrence, const char *type, const char *traceparent, int64_t *id,
+                      char **json) TODO_WUR;
 /* Loads and locks (FOR UPDATE) the task's fields; TODO_ENOT_FOUND when user has no such task. */
 int task_store_load(db_t *db, const char *user, int64_t id, task_fields_t *f,
                     int *version) TODO_WUR;

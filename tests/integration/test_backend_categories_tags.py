@@ -81,6 +81,40 @@ class CategoriesAndTags(todo_test.BackendTestCase):
         self.assertEqual(api.task(t["id"])["category"],
                          {"id": cat["id"], "name": "New", "color": "#222222"})
 
+    def test_rename_and_recolour_update_the_tasks(self):
+        """docs/events.md: a category or tag renamed or recoloured is a todo.task.updated (with a
+        new version) of every task it is on."""
+        api = self.new_user()
+        cat = api.create_category("Before")
+        tag = api.create_tag("before")
+        on_cat = api.create_task(title="c", category_id=cat["id"])
+        on_tag = api.create_task(title="g", tag_ids=[tag["id"]])
+        on_both = api.create_task(title="b", category_id=cat["id"], tag_ids=[tag["id"]])
+        loose = api.create_task(title="loose")
+        for path, body, affected in (
+                (f"/categories/{cat['id']}", {"name": "After"}, [on_cat, on_both]),
+                (f"/categories/{cat['id']}", {"color": "#abcdef"}, [on_cat, on_both]),
+                (f"/tags/{tag['id']}", {"name": "after"}, [on_tag, on_both]),
+                (f"/tags/{tag['id']}", {"color": "#fedcba"}, [on_tag, on_both])):
+            versions = {t["id"]: api.task(t["id"])["version"] for t in affected}
+            mark = todo_test.max_outbox_id(self.cluster)
+            r = api.patch(path, body)
+            self.assertEqual(r.status, 200, r)
+            for t in affected:
+                self.assertEqual(api.task(t["id"])["version"], versions[t["id"]] + 1,
+                                 f"PATCH {path} {body}: version of task {t['id']}")
+            rows = todo_test.outbox_rows(self.cluster, f"id > {mark}")
+            self.assertEqual(sorted(int(x["partition_key"]) for x in rows),
+                             sorted(t["id"] for t in affected), f"events of PATCH {path} {body}")
+            for x in rows:
+                self.assertEqual(x["event"]["type"], "todo.task.updated")
+                self.assertEqual(x["event"]["data"]["version"],
+                                 versions[int(x["partition_key"])] + 1)
+        self.assertEqual(api.task(loose["id"]), loose)
+        both = api.task(on_both["id"])
+        self.assertEqual(both["category"], {"id": cat["id"], "name": "After", "color": "#abcdef"})
+        self.assertEqual(both["tags"], [{"id": tag["id"], "name": "after", "color": "#fedcba"}])
+
     def test_category_delete_uncategorises_tasks(self):
         api = self.new_user()
         cat = api.create_category("Doomed")

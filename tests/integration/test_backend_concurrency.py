@@ -2,6 +2,8 @@
 concurrent PATCHes without one (no lost update), and Idempotency-Key replay (the first response,
 nothing created twice), also when the retries race."""
 
+import threading
+
 import todo_test
 from todo_test import run_concurrently
 
@@ -75,6 +77,43 @@ class Concurrency(todo_test.BackendTestCase):
         now = api.task(t["id"])
         self.assertEqual(now["version"], 7)
         self.assertFalse(now["completed"])
+
+    # --- a slow request does not hold up the others ------------------------------------------
+
+    def test_request_waiting_on_a_lock_stalls_no_other_request(self):
+        api = self.new_user()
+        busy = api.create_task(title="locked elsewhere")
+        free = api.create_task(title="free")
+        lock = todo_test.HeldLock(
+            self.cluster, f"SELECT id FROM backend.tasks WHERE id = {busy['id']} FOR UPDATE")
+        result = {}
+
+        def blocked_patch():
+            result["r"] = api.patch(f"/tasks/{busy['id']}", {"title": "after the lock"},
+                                    timeout=60)
+        worker = threading.Thread(target=blocked_patch)
+        stalled = []
+        try:
+            worker.start()
+            todo_test.wait_until(lambda: todo_test.waiting_on_locks(self.cluster) >= 1,
+                                 timeout=15, what="the PATCH waiting for the row lock")
+            # Fresh connections land on every loop thread; each must be answered promptly.
+            for i in range(10):
+                for what, call in (("GET /healthz",
+                                    lambda: self.backend.request("GET", "/healthz", timeout=2)),
+                                   ("GET another task",
+                                    lambda: api.get(f"/tasks/{free['id']}", timeout=2))):
+                    try:
+                        r = call()
+                        if r.status != 200:
+                            stalled.append(f"{what}: {r!r}")
+                    except OSError as e:
+                        stalled.append(f"{what}: {e!r}")
+        finally:
+            lock.release()
+            worker.join(60)
+        self.assertEqual(stalled, [], "requests held up by another request waiting on a lock")
+        self.assertIn(result["r"].status, (200, 503), result["r"])
 
     # --- Idempotency-Key --------------------------------------------------------------------
 

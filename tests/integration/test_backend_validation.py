@@ -5,7 +5,7 @@ import json
 
 import todo_test
 
-MAX_BODY = 4096
+MAX_BODY = 16384
 
 
 class BadInput(todo_test.BackendTestCase):
@@ -87,6 +87,17 @@ class BadInput(todo_test.BackendTestCase):
         self.assertNotEqual(r.status, 413, r)
         self.assertProblem(r, 422, "VALIDATION_ERROR", "description")  # > 4000 characters
 
+    def test_body_several_times_over_the_cap(self):
+        # Still a problem+json answer, not a bare one from the HTTP layer.
+        for factor in (2, 4):
+            big = json.dumps({"title": "x", "description": "d" * (MAX_BODY * factor)}).encode()
+            r = self.api.request("POST", "/tasks", raw=big,
+                                 headers={"Content-Type": "application/json"})
+            self.assertEqual(r.status, 413, f"{len(big)} bytes: {r!r}")
+            self.assertEqual(r.header("Content-Type"), "application/problem+json",
+                             f"{len(big)} bytes with a cap of {MAX_BODY}: {r!r}")
+            self.assertProblem(r, 413, "PAYLOAD_TOO_LARGE")
+
     def test_body_over_the_cap_chunked(self):
         import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.backend.port, timeout=10)
@@ -147,9 +158,16 @@ class BadInput(todo_test.BackendTestCase):
                                "VALIDATION_ERROR", field)
 
     def test_overlong_description(self):
-        for d in ("d" * 4001, "ж" * 4001):
-            self.each_write({"title": "x", "description": d}, 422, "VALIDATION_ERROR",
-                            "description")
+        self.each_write({"title": "x", "description": "d" * 4001}, 422, "VALIDATION_ERROR",
+                        "description")
+        # Characters, not bytes: 4001 two-byte characters, sent as UTF-8.
+        raw = json.dumps({"title": "x", "description": "ж" * 4001}, ensure_ascii=False).encode()
+        self.assertLess(len(raw), MAX_BODY)
+        for method, path in (("POST", "/tasks"), ("PUT", self.task_path()),
+                             ("PATCH", self.task_path())):
+            r = self.api.request(method, path, raw=raw,
+                                 headers={"Content-Type": "application/json"})
+            self.assertProblem(r, 422, "VALIDATION_ERROR", "description")
 
     def test_too_many_tags(self):
         ids = [t["id"] for t in self.tags]

@@ -157,7 +157,8 @@ class DbTest(unittest.TestCase):
             self.assertLess(int(words[3]), FAIL_FAST_MS)
             self.assertEqual(probe.read(), "tx UNAVAILABLE")
             # Outside the transaction the next query reconnects at once.
-            self.assertEqual(probe.query()[0], "OK")
+            q = probe.query()
+            self.assertEqual(q[0], "OK", probe.logs()[-3000:])
 
             logs = probe.logs()
             self.assertEqual(sanitizer_reports(logs), [])

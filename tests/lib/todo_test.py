@@ -542,6 +542,39 @@ class BackendTestCase(ServiceTestCase):
         return t
 
 
+class HeldLock:
+    """A psql session that runs lock_sql in an open transaction and keeps it (and its locks)
+    until release()."""
+
+    def __init__(self, cluster, lock_sql, dbname="todo"):
+        self.proc = subprocess.Popen([f"{PG_BIN}/psql", "-X", "-q", "-A", "-t", "-d",
+                                      cluster.url(dbname)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc.stdin.write(f"BEGIN;\n{lock_sql};\nSELECT 'locked';\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"psql did not take the lock: {''.join(lines)!r}")
+            if line.strip() == "locked":
+                break
+            lines.append(line)
+
+    def release(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("COMMIT;\n\\q\n")
+            self.proc.stdin.flush()
+            self.proc.stdin.close()
+            self.proc.wait(30)
+
+
+def waiting_on_locks(cluster, dbname="todo"):
+    """How many sessions wait for a lock right now."""
+    return int(cluster.scalar("SELECT count(*) FROM pg_stat_activity "
+                              "WHERE wait_event_type = 'Lock'", dbname))
+
+
 def run_concurrently(*fns, timeout=30):
     """Runs each fn in its own thread, released together by a barrier; their results in order
     (an exception raised by a fn is re-raised here)."""

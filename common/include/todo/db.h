@@ -35,18 +35,26 @@ int db_ping(db_t *db) TODO_WUR;
  * first if the connection is bad and not inside a transaction. */
 int db_query(db_t *db, const char *sql, int nparams, const char *const *params,
              PGresult **out) TODO_WUR;
+/* db_query for the statements run all the time: sql is prepared (parsed and planned) once per
+ * connection, on first use and again after a reconnection, and then only executed. Statements
+ * are told apart by their text; past the first 32 distinct ones, sql runs as with db_query. */
+int db_query_prepared(db_t *db, const char *sql, int nparams, const char *const *params,
+                      PGresult **out) TODO_WUR;
 /* SQLSTATE ("23505") and constraint name of the last failed query, "" when none (borrowed). */
 const char *db_sqlstate(const db_t *db);
 const char *db_constraint(const db_t *db);
 
 /* Runs fn inside BEGIN … COMMIT. fn returns 0 to commit or an error to roll back (that error is
- * returned). Serialization failures and deadlocks are retried up to 3 times. */
+ * returned). Serialization failures and deadlocks are retried up to 3 times. BEGIN travels with
+ * fn's first statement (one round trip for both), and a transaction that ran no statement sends
+ * nothing. */
 typedef int (*db_tx_fn)(db_t *db, void *arg);
 int db_tx(db_t *db, db_tx_fn fn, void *arg) TODO_WUR;
 /* True inside db_tx. */
 bool db_in_tx(const db_t *db);
 
-/* LISTEN support: the raw connection for notifications (borrowed; NULL when not connected). */
+/* LISTEN support: the raw connection for notifications (borrowed; NULL when not connected).
+ * Inside db_tx the transaction has begun on it. */
 PGconn *db_conn(db_t *db);
 
 /* One migration: its number, name and SQL text (may hold several statements). */

@@ -51,16 +51,21 @@ typedef struct {
      * loop thread with that thread's ctx. */
     bool (*ready)(void *thread_ctx, void *arg, const char **why);
     void *arg;
+    /* When set, /healthz, /readyz and /metrics are not served: only the routes added (a server
+     * that mimics another product's API, such as the Dapr sidecar double). */
+    bool no_builtin_routes;
 } http_server_config_t;
 
 /* new: caller frees with http_server_free. NULL when cfg is invalid. */
 http_server_t *http_server_new(const http_server_config_t *cfg);
+/* Stops and joins a started server first; NULL is a no-op. */
 void http_server_free(http_server_t *srv);
 
 /* Adds a route (before http_server_start); pattern segments "{name}" match one non-empty path
  * segment (see router.h for the pattern syntax). Routes are matched in the order added; a path
  * that matches some route but not the method → 405 with Allow. /healthz, /readyz and /metrics
- * are built in. TODO_EBAD_REQUEST for a malformed pattern, TODO_ECONFLICT for a duplicate. */
+ * are built in unless cfg.no_builtin_routes. TODO_EBAD_REQUEST for a malformed pattern,
+ * TODO_ECONFLICT for a duplicate. */
 int http_server_route(http_server_t *srv, const char *method, const char *pattern,
                       http_handler_fn fn, void *arg) TODO_WUR;
 
@@ -69,16 +74,19 @@ int http_server_route(http_server_t *srv, const char *method, const char *patter
 int http_server_start(http_server_t *srv) TODO_WUR;
 /* The bound port (useful when started with port 0). */
 int http_server_port(const http_server_t *srv);
-/* Asks the server to stop: /readyz turns 503, listeners close, in-flight requests get
- * drain_ms to finish. Async-signal-safe. */
+/* Asks the server to stop: new connections are refused at once, /readyz turns 503, listeners
+ * close, in-flight requests get drain_ms to finish, idle connections are closed. Async-signal-
+ * safe; calling it again is harmless. */
 void http_server_stop(http_server_t *srv);
-/* Waits until the loops have ended after a stop. */
+/* Waits until the loops have ended after a stop (returns at once when never started). */
 void http_server_join(http_server_t *srv);
 /* True once http_server_stop was called. */
 bool http_server_stopping(const http_server_t *srv);
 
 /* Request helpers. */
-/* Header value (NUL-terminated copy in the request pool) or NULL; name is case-insensitive. */
+/* Header value (NUL-terminated copy in the request pool) or NULL; name is case-insensitive.
+ * "Host" gives the authority; Content-Length, Transfer-Encoding, Expect and Upgrade are taken
+ * by h2o and read as NULL (body_len has the length). */
 const char *http_req_header(http_req_t *req, const char *name);
 /* Decoded value ('+' and %XX) of the first query parameter name, "" when it has no '=', or NULL
  * when absent (a copy in the request pool). */
@@ -90,7 +98,8 @@ bool http_req_is_json(http_req_t *req);
 
 /* Adds a response header (copied). Call before http_respond_*. */
 void http_add_header(http_req_t *req, const char *name, const char *value);
-/* Responds with status and body (copied); content_type may be NULL for no body. */
+/* Responds with status (200–599, else 500) and body (copied); content_type may be NULL for no
+ * body. Adds X-Request-Id. TODO_EINTERNAL (and nothing sent) when already answered. */
 int http_respond(http_req_t *req, int status, const char *content_type, const char *body,
                  size_t len);
 /* Responds with the JSON value (borrowed) as application/json. */

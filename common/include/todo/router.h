@@ -25,6 +25,8 @@ typedef struct {
     uint16_t seg_off[ROUTER_MAX_SEGMENTS];
     uint16_t seg_len[ROUTER_MAX_SEGMENTS];
     bool seg_param[ROUTER_MAX_SEGMENTS];
+    /* True for a trailing "{name*}" segment (then seg_param is true as well). */
+    bool seg_rest[ROUTER_MAX_SEGMENTS];
     size_t nsegs;
     size_t nparams;
 } router_route_t;
@@ -56,7 +58,9 @@ typedef struct {
     char allow[ROUTER_ALLOW_MAX];
 } router_match_t;
 
+/* An empty table in caller-owned storage. */
 void router_init(router_t *r);
+/* Frees every route (their data stays the caller's) and leaves r empty; safe to repeat. */
 void router_dispose(router_t *r);
 
 /* Adds a route; method and pattern are copied, data is the caller's. method: 1 to
@@ -64,7 +68,10 @@ void router_dispose(router_t *r);
  * each either "{name}" (name of [A-Za-z0-9_], matching one non-empty path segment) or literal
  * text of URI path characters (unreserved, sub-delims, ':' and '@'; no '%'), at most
  * ROUTER_MAX_SEGMENTS segments and ROUTER_MAX_PARAMS parameters. A literal matches the path
- * segment that percent-decodes to it. TODO_EBAD_REQUEST for a malformed method or pattern,
+ * segment that percent-decodes to it. The last segment may be "{name*}": it matches the rest of
+ * the path, '/' included and possibly empty ("/a/{r*}" matches "/a/", "/a/x" and "/a/x/y", not
+ * "/a"), each of its segments percent-decoded (a path longer than ROUTER_MAX_SEGMENTS segments
+ * may match it). TODO_EBAD_REQUEST for a malformed method or pattern,
  * TODO_ECONFLICT when a route of the same method and shape (parameter names aside) exists. */
 int router_add(router_t *r, const char *method, const char *pattern, void *data) TODO_WUR;
 

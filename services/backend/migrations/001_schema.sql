@@ -96,13 +96,11 @@ CREATE TABLE backend.idempotency_keys (
     PRIMARY KEY (user_id, key)
 );
 
--- RFC 3339 in UTC with Z, with microseconds only when there is a fraction.
+-- RFC 3339 in UTC with Z, with microseconds only when there is a fraction. One to_char: this runs
+-- five times for every task shown or written to the outbox.
 CREATE FUNCTION backend.rfc3339(t timestamptz) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-           || CASE WHEN date_trunc('second', t) = t THEN ''
-                   ELSE to_char(t AT TIME ZONE 'UTC', '.US') END
-           || 'Z'
+    SELECT replace(to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z')
 $$;
 
 CREATE FUNCTION backend.priority_name(p smallint) RETURNS text
@@ -110,8 +108,10 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (ARRAY['low', 'medium', 'high', 'urgent'])[p + 1]
 $$;
 
--- The task as the API shows it (and as events carry it).
-CREATE FUNCTION backend.task_json(t backend.tasks) RETURNS json
+-- The task as the API shows it (and as events carry it), from the row and the JSON of its
+-- category (or NULL) and of its tags (an array ordered by id). Without a subquery of its own, so
+-- that the planner inlines it into the statement that calls it, which can then be prepared once.
+CREATE FUNCTION backend.task_json_of(t backend.tasks, category json, tags json) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'id', t.id,
@@ -120,12 +120,8 @@ LANGUAGE sql STABLE AS $$
         'description', t.description,
         'completed', t.completed,
         'priority', backend.priority_name(t.priority),
-        'category', (SELECT json_build_object('id', c.id, 'name', c.name, 'color', c.color)
-                       FROM backend.categories c WHERE c.id = t.category_id),
-        'tags', COALESCE((SELECT json_agg(json_build_object('id', g.id, 'name', g.name,
-                                                            'color', g.color) ORDER BY g.id)
-                            FROM backend.task_tags tt JOIN backend.tags g ON g.id = tt.tag_id
-                           WHERE tt.task_id = t.id), '[]'::json),
+        'category', category,
+        'tags', tags,
         'due_at', backend.rfc3339(t.due_at),
         'remind_at', backend.rfc3339(t.remind_at),
         'remind_before_minutes', t.remind_before_minutes,
@@ -139,9 +135,42 @@ LANGUAGE sql STABLE AS $$
         'completed_at', backend.rfc3339(t.completed_at))
 $$;
 
--- Writes the CloudEvent of a task change to the outbox, in the caller's transaction, and returns
--- the task snapshot it carries. snapshot is given for a deleted task (taken before the delete);
--- otherwise the task's current row is read.
+-- The task as the API shows it, with its category and tags read from their tables. (The same two
+-- subqueries are in emit_task_event, and task_store_create builds them from the ids it inserts.)
+CREATE FUNCTION backend.task_json(t backend.tasks) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT backend.task_json_of(t,
+        (SELECT json_build_object('id', c.id, 'name', c.name, 'color', c.color)
+           FROM backend.categories c WHERE c.id = t.category_id),
+        COALESCE((SELECT json_agg(json_build_object('id', g.id, 'name', g.name,
+                                                    'color', g.color) ORDER BY g.id)
+                    FROM backend.task_tags tt JOIN backend.tags g ON g.id = tt.tag_id
+                   WHERE tt.task_id = t.id), '[]'::json))
+$$;
+
+-- The CloudEvent of a task change (docs/events.md): its id, type, task, trace context, the task
+-- snapshot and the owner's email, which data carries as user_email.
+CREATE FUNCTION backend.task_event(p_id uuid, p_type text, p_task_id bigint, p_traceparent text,
+                                   p_snapshot json, p_owner_email text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'specversion', '1.0',
+        'id', p_id,
+        'source', 'todo/backend',
+        'type', p_type,
+        'subject', p_task_id::text,
+        'time', backend.rfc3339(now()),
+        'datacontenttype', 'application/json',
+        'traceparent', p_traceparent,
+        'data', p_snapshot::jsonb || jsonb_build_object('user_email', COALESCE(p_owner_email, '')))
+$$;
+
+-- Writes the CloudEvent of a task change to the outbox, in the caller's transaction, wakes the
+-- outbox relay (channel backend_outbox, delivered at commit), and returns the task snapshot the
+-- event carries. snapshot is given for a deleted task (taken before the delete); otherwise the
+-- task's current row is read. (A created task's event is written by task_store_create's
+-- statement.) The snapshot is read by a statement of this function rather than by a call of
+-- task_json, whose body would be planned again in every transaction.
 CREATE FUNCTION backend.emit_task_event(p_task_id bigint, p_type text, p_traceparent text,
                                         p_snapshot json DEFAULT NULL) RETURNS json
 LANGUAGE plpgsql AS $$
@@ -151,22 +180,20 @@ DECLARE
     ev_id uuid := gen_random_uuid();
 BEGIN
     IF snap IS NULL THEN
-        SELECT backend.task_json(t) INTO snap FROM backend.tasks t WHERE t.id = p_task_id;
+        SELECT backend.task_json_of(t,
+            (SELECT json_build_object('id', c.id, 'name', c.name, 'color', c.color)
+               FROM backend.categories c WHERE c.id = t.category_id),
+            COALESCE((SELECT json_agg(json_build_object('id', g.id, 'name', g.name,
+                                                        'color', g.color) ORDER BY g.id)
+                        FROM backend.task_tags tt JOIN backend.tags g ON g.id = tt.tag_id
+                       WHERE tt.task_id = t.id), '[]'::json))
+          INTO snap FROM backend.tasks t WHERE t.id = p_task_id;
     END IF;
     SELECT u.email INTO owner_email
       FROM backend.users u WHERE u.id = snap->>'user_id';
     INSERT INTO backend.outbox (event_id, topic, partition_key, event)
     VALUES (ev_id, 'task-events', p_task_id::text,
-            jsonb_build_object(
-                'specversion', '1.0',
-                'id', ev_id,
-                'source', 'todo/backend',
-                'type', p_type,
-                'subject', p_task_id::text,
-                'time', backend.rfc3339(now()),
-                'datacontenttype', 'application/json',
-                'traceparent', p_traceparent,
-                'data', snap::jsonb || jsonb_build_object('user_email', COALESCE(owner_email, ''))));
+            backend.task_event(ev_id, p_type, p_task_id, p_traceparent, snap, owner_email));
     PERFORM pg_notify('backend_outbox', '');
     RETURN snap;
 END

@@ -23,6 +23,7 @@
 #include "todo/uuid.h"
 
 #define MAX_BODY  1024
+#define BIG_BODY  (128 * 1024) /* beyond h2o's own limit, which is 64 KiB above ours */
 #define DRAIN_MS  5000
 #define WAIT_MS   10000 /* the longest any step may take before the test gives up on it */
 #define TAG_ROUTE "/api/{user_id}/tasks/{id}/tags/{tag_id}"
@@ -439,8 +440,8 @@ static void test_errors(void)
 static void test_body_cap(void)
 {
     resp_t r;
-    char *body = malloc(64 * 1024);
-    memset(body, 'x', 64 * 1024);
+    char *body = malloc(BIG_BODY);
+    memset(body, 'x', BIG_BODY);
     const char *const json_ct[] = {"Content-Type: application/json; charset=utf-8", NULL};
 
     /* exactly at the cap: accepted */
@@ -457,8 +458,13 @@ static void test_body_cap(void)
                   "the request body exceeds 1024 bytes");
     resp_dispose(&r);
 
+    /* a few times over: still ours */
+    request("POST", "/echo", body, 8 * MAX_BODY, NULL, true, &r);
+    check_problem(&r, 413, "PAYLOAD_TOO_LARGE", "urn:todo:problem:payload-too-large", NULL);
+    resp_dispose(&r);
+
     /* far over: h2o's own limit answers before reading it all */
-    request("POST", "/echo", body, 64 * 1024, NULL, false, &r);
+    request("POST", "/echo", body, BIG_BODY, NULL, false, &r);
     CHECK_INT(r.status, 413);
     resp_dispose(&r);
 
@@ -682,6 +688,10 @@ static void test_drain(void)
     CHECK(!http_server_stopping(srv));
     http_server_stop(srv);
     CHECK(http_server_stopping(srv));
+    /* while a loop is still busy with the request, new connections are refused at once */
+    request("GET", "/healthz", NULL, 0, NULL, false, &r);
+    CHECK_INT(r.code, CURLE_COULDNT_CONNECT);
+    resp_dispose(&r);
     release_slow();
 
     buf_init(&got, 0);
@@ -763,6 +773,43 @@ static void test_life_cycle(void)
     http_server_free(s);
 }
 
+static int no_content_handler(http_req_t *req)
+{
+    return http_respond(req, 204, NULL, NULL, 0);
+}
+
+/* no_builtin_routes: /healthz, /readyz and /metrics are the application's to define or leave
+ * out (unknown paths are still answered with problem+json 404). */
+static void test_no_builtin_routes(void)
+{
+    http_server_config_t cfg = base_config();
+    resp_t r;
+    int saved = port;
+
+    cfg.no_builtin_routes = true;
+    cfg.thread_init = NULL; /* the other tests count the main server's loop set-ups */
+    cfg.thread_dispose = NULL;
+    cfg.ready = NULL;
+    http_server_t *s = http_server_new(&cfg);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK_INT(http_server_route(s, "GET", "/healthz", no_content_handler, NULL), 0);
+    CHECK_INT(http_server_start(s), 0);
+    port = http_server_port(s);
+    request("GET", "/healthz", NULL, 0, NULL, false, &r);
+    CHECK_INT(r.status, 204);
+    resp_dispose(&r);
+    request("GET", "/metrics", NULL, 0, NULL, false, &r);
+    check_problem(&r, 404, "NOT_FOUND", "urn:todo:problem:not-found", NULL);
+    resp_dispose(&r);
+    request("GET", "/readyz", NULL, 0, NULL, false, &r);
+    CHECK_INT(r.status, 404);
+    resp_dispose(&r);
+    http_server_free(s);
+    port = saved;
+}
+
 int main(void)
 {
     pthread_condattr_t ca;
@@ -775,6 +822,7 @@ int main(void)
     keep = curl_easy_init();
 
     test_life_cycle();
+    test_no_builtin_routes();
 
     http_server_config_t cfg = base_config();
     srv = http_server_new(&cfg);

@@ -216,11 +216,68 @@ static void test_order(void)
     router_dispose(&r);
 }
 
+/* A trailing "{name*}" takes the rest of the path, '/' included. */
+static void test_rest(void)
+{
+    router_t r;
+    router_match_t m;
+    char storage[64];
+    int bulk, one;
+
+    router_init(&r);
+    CHECK_INT(router_add(&r, "POST", "/v1/publish/bulk/{pubsub}/{topic*}", &bulk), 0);
+    CHECK_INT(router_add(&r, "POST", "/v1/publish/{pubsub}/{topic*}", &one), 0);
+    CHECK_INT(router_add(&r, "POST", "/v1/publish/{p}/{t*}", NULL), TODO_ECONFLICT);
+    CHECK_INT(router_add(&r, "POST", "/v1/publish/{p}/{t}", NULL), 0); /* another shape */
+    CHECK_INT(router_add(&r, "GET", "/x/{r*}/y", NULL), TODO_EBAD_REQUEST);
+    CHECK_INT(router_add(&r, "GET", "/x/{*}", NULL), TODO_EBAD_REQUEST);
+    CHECK_INT(router_add(&r, "GET", "/x/{a-*}", NULL), TODO_EBAD_REQUEST);
+
+    CHECK_INT(match(&r, "POST", "/v1/publish/ps/orders", storage, sizeof(storage), &m),
+              ROUTER_FOUND);
+    CHECK(m.route->data == &one);
+    CHECK_INT(m.nparams, 2);
+    CHECK_STR(m.params[0], "ps");
+    CHECK_STR(m.params[1], "orders");
+    CHECK_INT(match(&r, "POST", "/v1/publish/ps/a/b%20c/", storage, sizeof(storage), &m),
+              ROUTER_FOUND);
+    CHECK(m.route->data == &one);
+    CHECK_STR(m.params[1], "a/b c/");
+    CHECK_INT(match(&r, "POST", "/v1/publish/ps/", storage, sizeof(storage), &m), ROUTER_FOUND);
+    CHECK_STR(m.params[1], "");
+    CHECK_INT(match(&r, "POST", "/v1/publish/ps", storage, sizeof(storage), &m), ROUTER_NOT_FOUND);
+    CHECK_INT(match(&r, "POST", "/v1/publish/bulk/ps/t/u", storage, sizeof(storage), &m),
+              ROUTER_FOUND);
+    CHECK(m.route->data == &bulk);
+    CHECK_STR(m.params[0], "ps");
+    CHECK_STR(m.params[1], "t/u");
+    CHECK_INT(match(&r, "GET", "/v1/publish/ps/t", storage, sizeof(storage), &m),
+              ROUTER_METHOD_NOT_ALLOWED);
+    CHECK_STR(m.allow, "POST");
+    /* malformed escapes and NUL bytes do not match; nor does a rest too big for storage */
+    CHECK_INT(match(&r, "POST", "/v1/publish/ps/a/%zz", storage, sizeof(storage), &m),
+              ROUTER_NOT_FOUND);
+    CHECK_INT(match(&r, "POST", "/v1/publish/ps/a/%00", storage, sizeof(storage), &m),
+              ROUTER_NOT_FOUND);
+    char path[200] = "/v1/publish/ps/";
+    memset(path + strlen(path), 'x', 80);
+    CHECK_INT(match(&r, "POST", path, storage, sizeof(storage), &m), ROUTER_NOT_FOUND);
+    /* more segments than ROUTER_MAX_SEGMENTS fit the rest */
+    strcpy(path, "/v1/publish/ps");
+    for (int i = 0; i < 20; i++)
+        strcat(path, "/s");
+    CHECK_INT(match(&r, "POST", path, storage, sizeof(storage), &m), ROUTER_FOUND);
+    CHECK(m.route->data == &one);
+    CHECK_INT(strlen(m.params[1]), 39);
+    router_dispose(&r);
+}
+
 int main(void)
 {
     test_add();
     test_match();
     test_bounds();
     test_order();
+    test_rest();
     return check_exit();
 }
