@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates curl openssl clang-format
   libh2o-evloop-dev libssl-dev libjansson-dev libjwt-dev uuid-dev libpq-dev libical-dev
-  libcurl4-openssl-dev libyaml-dev
-  postgresql postgresql-client python3
+  libcurl4-openssl-dev libyaml-dev librdkafka-dev libhiredis-dev
+  postgresql postgresql-client redis-server python3 python3-aiosmtpd
   wrk
 )
 
