@@ -1,6 +1,8 @@
 /* The HTTP server on h2o's own event loop: one loop thread and one SO_REUSEPORT listener per
- * THREADS, a single catch-all h2o handler that routes through router.c, the built-in /healthz,
- * /readyz and /metrics, request ids and trace context, access logs, and the drain on stop. */
+ * THREADS, a single catch-all h2o handler that routes through router.c, an optional pool of worker
+ * threads that run the handlers (so that a handler waiting on its database never holds up a
+ * loop), the built-in /healthz, /readyz and /metrics, request ids and trace context, access logs,
+ * and the drain on stop. */
 #define _GNU_SOURCE
 #include "todo/http_server.h"
 
@@ -43,6 +45,8 @@ _Static_assert(HTTP_MAX_PARAMS == ROUTER_MAX_PARAMS, "one parameter limit");
 #define BACKSTOP_MIN       (64u << 10) /* least margin of h2o's body limit above ours */
 #define METRICS_RENDER_MAX (16u << 20)
 #define UNMATCHED_ROUTE    "unmatched" /* the route label of paths no pattern matches */
+#define ARENA_BLOCK        4096        /* least size of a request's memory blocks */
+#define QUEUE_PER_WORKER   256         /* requests waiting for a worker, per worker, before 503 */
 
 typedef enum { ROUTE_USER, ROUTE_HEALTHZ, ROUTE_READYZ, ROUTE_METRICS } route_kind_t;
 
@@ -70,6 +74,8 @@ typedef struct {
 
 /* One event loop and what belongs to its thread. */
 struct loop {
+    h2o_multithread_receiver_t done; /* requests coming back from the workers */
+    size_t at_workers;               /* requests handed to the workers and not back yet */
     http_server_t *srv;
     int index;
     pthread_t thread;
@@ -95,8 +101,23 @@ typedef struct {
     http_server_t *srv;
 } catch_all_t;
 
+/* A worker thread: it runs handlers with its own thread_ctx. */
+typedef struct {
+    http_server_t *srv;
+    int index;
+    pthread_t thread;
+    bool thread_started;
+    void *thread_ctx;
+} worker_t;
+
 struct http_server {
     http_server_config_t cfg;
+    worker_t *workers;
+    pthread_mutex_t queue_lock;
+    pthread_cond_t queue_cond;
+    h2o_linklist_t queue; /* requests waiting for a worker */
+    size_t queued;
+    bool workers_quit;
     router_t router;
     metrics_histogram_t *unmatched_duration;
     h2o_globalconf_t globalconf;
@@ -112,18 +133,56 @@ struct http_server {
     int init_rc;
 };
 
-/* A request while its handler runs; http_req_t comes first so a handler's pointer converts. */
+/* Memory of one request, freed in one go when it ends: a list of blocks. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    max_align_t data[];
+} arena_block_t;
+
+/* A header, of the request or of the response. */
 typedef struct {
-    http_req_t pub;
-    h2o_req_t *h2o;
+    const char *name, *value;
+    size_t name_len, value_len;
+} header_t;
+
+typedef struct req_state req_state_t;
+
+/* Lives in the h2o request's pool: tells a request that its h2o side is gone (the client went
+ * away), and the h2o side which request to tell. Touched only by the loop thread. */
+typedef struct {
     loop_t *loop;
+    req_state_t *st;
+} req_link_t;
+
+/* A request from the moment it arrives until its response is handed to h2o. Everything a handler
+ * reads is copied out of h2o first and everything it answers is kept here, so that a worker
+ * thread can run the handler while only the loop thread touches h2o. http_req_t comes first so a
+ * handler's pointer converts. */
+struct req_state {
+    http_req_t pub;
+    h2o_multithread_message_t msg; /* in the workers' queue, then on the way back to the loop */
+    loop_t *loop;
+    h2o_req_t *h2o;   /* NULL once h2o disposed of the request (loop thread only) */
+    req_link_t *link; /* the h2o side (loop thread only) */
+    arena_block_t *arena;
+    header_t *headers; /* the request's */
+    size_t nheaders;
+    const char *authority;
     const router_route_t *route; /* the pattern that matched the path, NULL when none */
+    const route_entry_t *entry;
+    char trace_id[33];
     int64_t start_usec;
     bool responded;
     int status;
-} req_state_t;
+    const char *content_type; /* of the response, NULL for none */
+    const char *body;
+    size_t body_len;
+    header_t *res_headers;
+    size_t nres_headers, res_headers_cap;
+};
 
-static void record_request(const req_state_t *st);
+static void report_init(http_server_t *srv, int rc);
 
 static req_state_t *state_of(http_req_t *req)
 {
@@ -135,19 +194,57 @@ static int64_t now_ms(void)
     return time_mono_usec() / 1000;
 }
 
-/* ---- request details ---------------------------------------------------------------------- */
+/* ---- request memory ----------------------------------------------------------------------- */
 
-static char *pool_strdup(h2o_req_t *h, const char *s, size_t len)
+static void *arena_alloc(req_state_t *st, size_t n)
 {
-    return h2o_strdup(&h->pool, s ? s : "", s ? len : 0).base;
+    arena_block_t *b = st->arena;
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        b = xmalloc(sizeof(*b) + cap);
+        b->cap = cap;
+        b->used = 0;
+        /* A large block goes second so that the current one keeps serving small requests. */
+        if (st->arena && n > ARENA_BLOCK) {
+            b->next = st->arena->next;
+            st->arena->next = b;
+        } else {
+            b->next = st->arena;
+            st->arena = b;
+        }
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += n;
+    return p;
 }
 
-static const h2o_header_t *find_header(h2o_req_t *h, const char *name)
+static char *arena_strndup(req_state_t *st, const char *s, size_t len)
+{
+    char *p = arena_alloc(st, len + 1);
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+static void arena_free(req_state_t *st)
+{
+    while (st->arena) {
+        arena_block_t *next = st->arena->next;
+        free(st->arena);
+        st->arena = next;
+    }
+}
+
+/* ---- request details ---------------------------------------------------------------------- */
+
+static const header_t *find_header(const req_state_t *st, const char *name)
 {
     size_t n = strlen(name);
-    for (size_t i = 0; i < h->headers.size; i++) {
-        const h2o_header_t *hd = h->headers.entries + i;
-        if (hd->name->len == n && strncasecmp(hd->name->base, name, n) == 0)
+    for (size_t i = 0; i < st->nheaders; i++) {
+        const header_t *hd = &st->headers[i];
+        if (hd->name_len == n && strncasecmp(hd->name, name, n) == 0)
             return hd;
     }
     return NULL;
@@ -155,13 +252,11 @@ static const h2o_header_t *find_header(h2o_req_t *h, const char *name)
 
 const char *http_req_header(http_req_t *req, const char *name)
 {
-    h2o_req_t *h = state_of(req)->h2o;
+    const req_state_t *st = state_of(req);
     if (strcasecmp(name, "host") == 0)
-        return h->input.authority.base
-                   ? pool_strdup(h, h->input.authority.base, h->input.authority.len)
-                   : NULL;
-    const h2o_header_t *hd = find_header(h, name);
-    return hd ? pool_strdup(h, hd->value.base, hd->value.len) : NULL;
+        return st->authority;
+    const header_t *hd = find_header(st, name);
+    return hd ? hd->value : NULL;
 }
 
 static int hex_value(char c)
@@ -177,9 +272,9 @@ static int hex_value(char c)
 
 /* Decodes a query component (application/x-www-form-urlencoded: '+' is a space) into the pool.
  * A malformed escape, or one for a NUL byte, is kept as it stands. */
-static char *query_decode(h2o_req_t *h, const char *s, size_t len)
+static char *query_decode(req_state_t *st, const char *s, size_t len)
 {
-    char *out = h2o_mem_alloc_pool(&h->pool, len + 1), *d = out;
+    char *out = arena_alloc(st, len + 1), *d = out;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
         if (s[i] == '+') {
@@ -199,7 +294,7 @@ static char *query_decode(h2o_req_t *h, const char *s, size_t len)
 /* Walks the query for name: returns the first value (decoded) and how often name occurs. */
 static const char *query_lookup(http_req_t *req, const char *name, int *count)
 {
-    h2o_req_t *h = state_of(req)->h2o;
+    req_state_t *st = state_of(req);
     const char *first = NULL;
     const char *p = req->query;
     *count = 0;
@@ -207,9 +302,9 @@ static const char *query_lookup(http_req_t *req, const char *name, int *count)
         size_t n = strcspn(p, "&");
         const char *eq = memchr(p, '=', n);
         size_t klen = eq ? (size_t)(eq - p) : n;
-        if (klen > 0 && strcmp(query_decode(h, p, klen), name) == 0) {
+        if (klen > 0 && strcmp(query_decode(st, p, klen), name) == 0) {
             if (++*count == 1)
-                first = eq ? query_decode(h, eq + 1, n - klen - 1) : "";
+                first = eq ? query_decode(st, eq + 1, n - klen - 1) : "";
         }
         p += n;
         if (*p == '&')
@@ -233,13 +328,13 @@ bool http_req_query_repeated(http_req_t *req, const char *name)
 
 bool http_req_is_json(http_req_t *req)
 {
-    const h2o_header_t *hd = find_header(state_of(req)->h2o, "content-type");
+    const header_t *hd = find_header(state_of(req), "content-type");
     static const char json[] = "application/json";
     size_t n = sizeof(json) - 1, i = 0;
     if (!hd)
         return false;
-    const char *v = hd->value.base;
-    size_t len = hd->value.len;
+    const char *v = hd->value;
+    size_t len = hd->value_len;
     while (i < len && (v[i] == ' ' || v[i] == '\t'))
         i++;
     if (len - i < n || strncasecmp(v + i, json, n) != 0)
@@ -299,21 +394,26 @@ static const char *reason_phrase(int status)
 
 void http_add_header(http_req_t *req, const char *name, const char *value)
 {
-    h2o_req_t *h = state_of(req)->h2o;
-    size_t nlen = strlen(name), vlen = strlen(value);
-    char *lname = h2o_mem_alloc_pool(&h->pool, nlen + 1);
-    for (size_t i = 0; i < nlen; i++)
-        lname[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + ('a' - 'A') : name[i]);
-    lname[nlen] = '\0';
-    h2o_add_header_by_str(&h->pool, &h->res.headers, lname, nlen, 1, pool_strdup(h, name, nlen),
-                          pool_strdup(h, value, vlen), vlen);
+    req_state_t *st = state_of(req);
+    if (st->nres_headers == st->res_headers_cap) {
+        size_t cap = st->res_headers_cap ? st->res_headers_cap * 2 : 8;
+        header_t *grown = arena_alloc(st, cap * sizeof(*grown));
+        if (st->nres_headers)
+            memcpy(grown, st->res_headers, st->nres_headers * sizeof(*grown));
+        st->res_headers = grown;
+        st->res_headers_cap = cap;
+    }
+    header_t *hd = &st->res_headers[st->nres_headers++];
+    hd->name_len = strlen(name);
+    hd->value_len = strlen(value);
+    hd->name = arena_strndup(st, name, hd->name_len);
+    hd->value = arena_strndup(st, value, hd->value_len);
 }
 
 int http_respond(http_req_t *req, int status, const char *content_type, const char *body,
                  size_t len)
 {
     req_state_t *st = state_of(req);
-    h2o_req_t *h = st->h2o;
 
     if (st->responded) {
         log_error("http", "%s %s: a second response (%d) was dropped", req->method, req->path,
@@ -328,18 +428,16 @@ int http_respond(http_req_t *req, int status, const char *content_type, const ch
     }
     st->responded = true;
     st->status = status;
-    h->res.status = status;
-    h->res.reason = reason_phrase(status);
     http_add_header(req, "x-request-id", req->request_id);
     if (!content_type || status == 204 || status == 304) {
-        body = "";
-        len = 0;
+        st->content_type = NULL;
+        st->body = "";
+        st->body_len = 0;
     } else {
-        http_add_header(req, "content-type", content_type);
-        h->res.content_length = len;
+        st->content_type = arena_strndup(st, content_type, strlen(content_type));
+        st->body = arena_strndup(st, body ? body : "", body ? len : 0);
+        st->body_len = body ? len : 0;
     }
-    record_request(st);
-    h2o_send_inline(h, body ? body : "", len);
     return 0;
 }
 
@@ -545,11 +643,10 @@ static metrics_histogram_t *duration_histogram(const char *route)
 }
 
 /* Metrics and the access log line of a request, taken just before its response goes out so
- * that a client never sees a response its metrics do not count yet. */
+ * that a client never sees a response its metrics do not count yet. Loop thread. */
 static void record_request(const req_state_t *st)
 {
     const http_req_t *req = &st->pub;
-    const h2o_req_t *h = st->h2o;
     double seconds = (double)(time_mono_usec() - st->start_usec) / 1e6;
     const route_entry_t *e = st->route ? st->route->data : NULL;
     const char *route = st->route ? st->route->pattern : UNMATCHED_ROUTE;
@@ -557,20 +654,65 @@ static void record_request(const req_state_t *st)
     metrics_histogram_observe(e ? e->duration : st->loop->srv->unmatched_duration, seconds);
     count_request(st->loop, st->route ? st->route->index : MAX_ROUTES, route, req->method,
                   st->status);
-    log_debug("http", "%s %.*s %d %.3f ms route=%s request_id=%s", req->method,
-              (int)(h->query_at != SIZE_MAX ? h->query_at : h->path.len), h->path.base, st->status,
-              seconds * 1e3, route, req->request_id);
+    log_debug("http", "%s %s %d %.3f ms route=%s request_id=%s%s", req->method, req->path,
+              st->status, seconds * 1e3, route, req->request_id,
+              st->h2o ? "" : " (the client had gone)");
 }
 
 /* ---- the handler -------------------------------------------------------------------------- */
 
 static void on_request_disposed(void *p)
 {
-    loop_t *loop = *(loop_t **)p;
-    loop->in_flight--;
+    req_link_t *link = p;
+    link->loop->in_flight--;
+    if (link->st) { /* still with a worker: its response will have no one to go to */
+        link->st->h2o = NULL;
+        link->st->link = NULL;
+    }
 }
 
-static int serve_builtin(req_state_t *st, route_kind_t kind)
+static void req_free(req_state_t *st)
+{
+    arena_free(st);
+    free(st);
+}
+
+/* Hands the response kept in st to h2o (when the request is still there) and frees st. Loop
+ * thread. */
+static void finish(req_state_t *st)
+{
+    h2o_req_t *h = st->h2o;
+
+    record_request(st);
+    if (h) {
+        st->link->st = NULL;
+        h->res.status = st->status;
+        h->res.reason = reason_phrase(st->status);
+        for (size_t i = 0; i < st->nres_headers; i++) {
+            const header_t *hd = &st->res_headers[i];
+            char *lname = h2o_mem_alloc_pool(&h->pool, hd->name_len + 1);
+            for (size_t j = 0; j < hd->name_len; j++) {
+                char c = hd->name[j];
+                lname[j] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+            }
+            lname[hd->name_len] = '\0';
+            h2o_add_header_by_str(&h->pool, &h->res.headers, lname, hd->name_len, 1,
+                                  h2o_strdup(&h->pool, hd->name, hd->name_len).base,
+                                  h2o_strdup(&h->pool, hd->value, hd->value_len).base,
+                                  hd->value_len);
+        }
+        if (st->content_type) {
+            h2o_add_header(&h->pool, &h->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                           h2o_strdup(&h->pool, st->content_type, SIZE_MAX).base,
+                           strlen(st->content_type));
+            h->res.content_length = st->body_len;
+        }
+        h2o_send_inline(h, st->body, st->body_len);
+    }
+    req_free(st);
+}
+
+static int serve_builtin(req_state_t *st, route_kind_t kind, void *thread_ctx)
 {
     http_server_t *srv = st->loop->srv;
     http_req_t *req = &st->pub;
@@ -583,7 +725,7 @@ static int serve_builtin(req_state_t *st, route_kind_t kind)
         const char *why = NULL;
         if (atomic_load(&srv->stop_called)) {
             rc = http_send_error(req, TODO_EUNAVAILABLE, "shutting down", NULL);
-        } else if (srv->cfg.ready && !srv->cfg.ready(st->loop->thread_ctx, srv->cfg.arg, &why)) {
+        } else if (srv->cfg.ready && !srv->cfg.ready(thread_ctx, srv->cfg.arg, &why)) {
             rc = http_send_error(req, TODO_EUNAVAILABLE, why ? why : "not ready", NULL);
         } else {
             static const char ready[] = "{\"status\":\"ready\"}";
@@ -600,87 +742,163 @@ static int serve_builtin(req_state_t *st, route_kind_t kind)
     return rc;
 }
 
-/* Routes the request and runs its handler; answers 404, 405 and 413 itself. */
-static void dispatch(req_state_t *st)
+/* Runs the route's handler (or /readyz) with thread_ctx, on a worker or on the loop. */
+static void run_handler(req_state_t *st, void *thread_ctx)
 {
-    http_server_t *srv = st->loop->srv;
     http_req_t *req = &st->pub;
-    h2o_req_t *h = st->h2o;
-    size_t raw_len = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
-    char *storage = h2o_mem_alloc_pool(&h->pool, PARAM_STORAGE);
-    router_match_t m;
+    const route_entry_t *e = st->entry;
     int rc;
 
-    switch (router_match(&srv->router, req->method, h->path.base, raw_len, storage, PARAM_STORAGE,
-                         &m)) {
-    case ROUTER_NOT_FOUND:
-        (void)http_send_error(req, TODO_ENOT_FOUND, "no resource at this path", NULL);
-        return;
-    case ROUTER_METHOD_NOT_ALLOWED:
-        st->route = m.route;
-        http_add_header(req, "allow", m.allow);
-        (void)http_send_error(req, TODO_EMETHOD_NOT_ALLOWED, NULL, NULL);
-        return;
-    case ROUTER_FOUND:
-        break;
-    }
-    st->route = m.route;
-    const route_entry_t *e = m.route->data;
-    if (req->body_len > srv->cfg.max_body) {
-        char detail[80];
-        snprintf(detail, sizeof(detail), "the request body exceeds %zu bytes", srv->cfg.max_body);
-        (void)http_send_error(req, TODO_EPAYLOAD_TOO_LARGE, detail, NULL);
-        return;
-    }
-    for (size_t i = 0; i < m.nparams; i++)
-        req->params[i] = m.params[i];
-    req->nparams = m.nparams;
-    req->route_arg = e->arg;
+    req->thread_ctx = thread_ctx;
+    log_set_trace(st->trace_id);
     if (e->kind != ROUTE_USER) {
-        (void)serve_builtin(st, e->kind);
+        (void)serve_builtin(st, e->kind, thread_ctx);
+        log_set_trace(NULL);
         return;
     }
     rc = e->fn(req);
     if (st->responded) {
         if (rc != 0)
             log_debug("http", "%s %s: handler returned %s after responding", req->method,
-                      m.route->pattern, todo_err_code(rc));
-        return;
+                      st->route->pattern, todo_err_code(rc));
+    } else {
+        if (rc == 0) {
+            log_error("http", "%s %s: handler returned without responding", req->method,
+                      st->route->pattern);
+            rc = TODO_EINTERNAL;
+        }
+        (void)http_send_error(req, rc, NULL, NULL);
     }
-    if (rc == 0) {
-        log_error("http", "%s %s: handler returned without responding", req->method,
-                  m.route->pattern);
-        rc = TODO_EINTERNAL;
+    log_set_trace(NULL);
+}
+
+/* Queues st for a worker; false when the queue is full. Loop thread. */
+static bool to_worker(req_state_t *st)
+{
+    http_server_t *srv = st->loop->srv;
+    bool queued = false;
+
+    pthread_mutex_lock(&srv->queue_lock);
+    if (srv->queued < (size_t)srv->cfg.workers * QUEUE_PER_WORKER) {
+        h2o_linklist_insert(&srv->queue, &st->msg.link);
+        srv->queued++;
+        queued = true;
+        pthread_cond_signal(&srv->queue_cond);
     }
-    (void)http_send_error(req, rc, NULL, NULL);
+    pthread_mutex_unlock(&srv->queue_lock);
+    if (queued)
+        st->loop->at_workers++;
+    return queued;
+}
+
+/* Requests back from the workers: their responses go out. Loop thread. */
+static void on_worker_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    loop_t *loop = H2O_STRUCT_FROM_MEMBER(loop_t, done, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        req_state_t *st = H2O_STRUCT_FROM_MEMBER(req_state_t, msg.link, messages->next);
+        h2o_linklist_unlink(&st->msg.link);
+        loop->at_workers--;
+        finish(st);
+    }
+}
+
+static void *worker_main(void *arg);
+
+/* Routes the request and runs its handler, here or on a worker; answers 404, 405, 413 and a
+ * full queue (503) itself. True when a worker has it now (st is then the worker's until it
+ * comes back). Loop thread. */
+static bool dispatch(req_state_t *st)
+{
+    http_server_t *srv = st->loop->srv;
+    http_req_t *req = &st->pub;
+    h2o_req_t *h = st->h2o;
+    size_t raw_len = h->query_at != SIZE_MAX ? h->query_at : h->path.len;
+    char *storage = arena_alloc(st, PARAM_STORAGE);
+    router_match_t m;
+
+    switch (router_match(&srv->router, req->method, h->path.base, raw_len, storage, PARAM_STORAGE,
+                         &m)) {
+    case ROUTER_NOT_FOUND:
+        (void)http_send_error(req, TODO_ENOT_FOUND, "no resource at this path", NULL);
+        return false;
+    case ROUTER_METHOD_NOT_ALLOWED:
+        st->route = m.route;
+        http_add_header(req, "allow", m.allow);
+        (void)http_send_error(req, TODO_EMETHOD_NOT_ALLOWED, NULL, NULL);
+        return false;
+    case ROUTER_FOUND:
+        break;
+    }
+    st->route = m.route;
+    st->entry = m.route->data;
+    if (req->body_len > srv->cfg.max_body) {
+        char detail[80];
+        snprintf(detail, sizeof(detail), "the request body exceeds %zu bytes", srv->cfg.max_body);
+        (void)http_send_error(req, TODO_EPAYLOAD_TOO_LARGE, detail, NULL);
+        return false;
+    }
+    for (size_t i = 0; i < m.nparams; i++)
+        req->params[i] = m.params[i];
+    req->nparams = m.nparams;
+    req->route_arg = st->entry->arg;
+    /* /healthz and /metrics never wait on anything: they stay on the loop. */
+    bool blocking = st->entry->kind == ROUTE_USER || st->entry->kind == ROUTE_READYZ;
+    if (srv->cfg.workers > 0 && blocking) {
+        if (to_worker(st))
+            return true;
+        (void)http_send_error(req, TODO_EUNAVAILABLE, "the server is overloaded", NULL);
+        return false;
+    }
+    run_handler(st, st->loop->thread_ctx);
+    return false;
+}
+
+/* Copies what a handler may read out of the h2o request. */
+static void snapshot(req_state_t *st, h2o_req_t *h)
+{
+    http_req_t *req = &st->pub;
+
+    req->method = arena_strndup(st, h->method.base, h->method.len);
+    req->path = arena_strndup(st, h->path_normalized.base, h->path_normalized.len);
+    req->query = h->query_at != SIZE_MAX ? arena_strndup(st, h->path.base + h->query_at + 1,
+                                                         h->path.len - h->query_at - 1)
+                                         : "";
+    req->body = h->entity.base ? arena_strndup(st, h->entity.base, h->entity.len) : "";
+    req->body_len = h->entity.base ? h->entity.len : 0;
+    st->authority = h->input.authority.base
+                        ? arena_strndup(st, h->input.authority.base, h->input.authority.len)
+                        : NULL;
+    st->nheaders = h->headers.size;
+    st->headers = arena_alloc(st, (h->headers.size ? h->headers.size : 1) * sizeof(header_t));
+    for (size_t i = 0; i < h->headers.size; i++) {
+        const h2o_header_t *hd = h->headers.entries + i;
+        header_t *c = &st->headers[i];
+        c->name = arena_strndup(st, hd->name->base, hd->name->len);
+        c->name_len = hd->name->len;
+        c->value = arena_strndup(st, hd->value.base, hd->value.len);
+        c->value_len = hd->value.len;
+    }
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *h)
 {
     http_server_t *srv = ((catch_all_t *)self)->srv;
     loop_t *loop = H2O_STRUCT_FROM_MEMBER(loop_t, ctx, h->conn->ctx);
-    req_state_t st;
-    http_req_t *req = &st.pub;
-    char trace_id[33];
+    req_state_t *st = xcalloc(1, sizeof(*st));
+    http_req_t *req = &st->pub;
 
-    memset(&st, 0, sizeof(st));
-    st.start_usec = time_mono_usec();
-    st.h2o = h;
-    st.loop = loop;
-    *(loop_t **)h2o_mem_alloc_shared(&h->pool, sizeof(loop_t *), on_request_disposed) = loop;
+    st->start_usec = time_mono_usec();
+    st->h2o = h;
+    st->loop = loop;
+    st->link = h2o_mem_alloc_shared(&h->pool, sizeof(req_link_t), on_request_disposed);
+    st->link->loop = loop;
+    st->link->st = st;
     loop->in_flight++;
     if (atomic_load(&srv->stop_called))
         h->http1_is_persistent = 0;
 
-    req->impl = h;
-    req->thread_ctx = loop->thread_ctx;
-    req->method = pool_strdup(h, h->method.base, h->method.len);
-    req->path = pool_strdup(h, h->path_normalized.base, h->path_normalized.len);
-    req->query = h->query_at != SIZE_MAX
-                     ? pool_strdup(h, h->path.base + h->query_at + 1, h->path.len - h->query_at - 1)
-                     : "";
-    req->body = h->entity.base ? pool_strdup(h, h->entity.base, h->entity.len) : "";
-    req->body_len = h->entity.base ? h->entity.len : 0;
+    snapshot(st, h);
     const char *rid = http_req_header(req, "x-request-id");
     if (request_id_ok(rid)) {
         strcpy(req->request_id, rid);
@@ -689,12 +907,45 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         todo_uuid_v4(u);
         strcpy(req->request_id, u);
     }
-    trace_context(req, http_req_header(req, "traceparent"), trace_id);
-    log_set_trace(trace_id);
+    trace_context(req, http_req_header(req, "traceparent"), st->trace_id);
 
-    dispatch(&st);
-    log_set_trace(NULL);
+    if (!dispatch(st))
+        finish(st);
     return 0;
+}
+
+/* ---- workers ------------------------------------------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    http_server_t *srv = w->srv;
+    int rc =
+        srv->cfg.thread_init ? srv->cfg.thread_init(w->index, &w->thread_ctx, srv->cfg.arg) : 0;
+    if (rc != 0)
+        log_error("http", "worker %d: thread set-up failed: %s", w->index, todo_err_code(rc));
+    report_init(srv, rc);
+    for (;;) {
+        pthread_mutex_lock(&srv->queue_lock);
+        while (h2o_linklist_is_empty(&srv->queue) && !srv->workers_quit)
+            pthread_cond_wait(&srv->queue_cond, &srv->queue_lock);
+        if (h2o_linklist_is_empty(&srv->queue)) { /* and told to quit */
+            pthread_mutex_unlock(&srv->queue_lock);
+            break;
+        }
+        req_state_t *st = H2O_STRUCT_FROM_MEMBER(req_state_t, msg.link, srv->queue.next);
+        h2o_linklist_unlink(&st->msg.link);
+        srv->queued--;
+        pthread_mutex_unlock(&srv->queue_lock);
+        if (rc == 0)
+            run_handler(st, w->thread_ctx);
+        else
+            (void)http_send_error(&st->pub, TODO_EUNAVAILABLE, "worker not set up", NULL);
+        h2o_multithread_send_message(&st->loop->done, &st->msg);
+    }
+    if (rc == 0 && srv->cfg.thread_dispose)
+        srv->cfg.thread_dispose(w->thread_ctx, srv->cfg.arg);
+    return NULL;
 }
 
 /* ---- connections and loops ---------------------------------------------------------------- */
@@ -762,7 +1013,12 @@ static void run_until(loop_t *loop, int64_t deadline, bool (*done)(const loop_t 
 
 static bool no_requests(const loop_t *loop)
 {
-    return loop->in_flight == 0;
+    return loop->in_flight == 0 && loop->at_workers == 0;
+}
+
+static bool none_at_workers(const loop_t *loop)
+{
+    return loop->at_workers == 0;
 }
 
 static bool no_conns(const loop_t *loop)
@@ -792,6 +1048,13 @@ static void drain(loop_t *loop)
     if (loop->nconns > 0) {
         shutdown_conns(loop, SHUT_RDWR);
         run_until(loop, now_ms() + CLOSE_GRACE_MS, no_conns);
+    }
+    /* A worker still on a request answers this loop when it is done: the loop must outlive it.
+     * (Handlers' own time limits, such as the statement timeout, bound this wait.) */
+    if (loop->at_workers > 0) {
+        log_warn("http", "loop %d: waiting for %zu requests still at the workers", loop->index,
+                 loop->at_workers);
+        run_until(loop, INT64_MAX, none_at_workers);
     }
 }
 
@@ -823,9 +1086,12 @@ static void *loop_main(void *arg)
     loop->waker = h2o_evloop_socket_create(loop->evloop, loop->wake_rd, H2O_SOCKET_FLAG_DONT_READ);
     loop->waker->data = loop;
     h2o_socket_read_start(loop->waker, on_wake);
+    h2o_multithread_register_receiver(loop->ctx.queue, &loop->done, on_worker_done);
 
-    rc = srv->cfg.thread_init ? srv->cfg.thread_init(loop->index, &loop->thread_ctx, srv->cfg.arg)
-                              : 0;
+    /* With workers the handlers run there, with the workers' thread_ctx. */
+    rc = srv->cfg.thread_init && srv->cfg.workers == 0
+             ? srv->cfg.thread_init(loop->index, &loop->thread_ctx, srv->cfg.arg)
+             : 0;
     if (rc != 0)
         log_error("http", "loop %d: thread set-up failed: %s", loop->index, todo_err_code(rc));
     report_init(srv, rc);
@@ -844,10 +1110,11 @@ static void *loop_main(void *arg)
     h2o_socket_close(loop->waker); /* closes wake_rd */
     loop->waker = NULL;
     loop->wake_rd = -1;
-    if (rc == 0 && srv->cfg.thread_dispose)
+    if (rc == 0 && srv->cfg.thread_dispose && srv->cfg.workers == 0)
         srv->cfg.thread_dispose(loop->thread_ctx, srv->cfg.arg);
     if (loop->nconns == 0) {
         h2o_multithread_queue_t *queue = loop->ctx.queue;
+        h2o_multithread_unregister_receiver(queue, &loop->done);
         h2o_context_dispose(&loop->ctx);
 #if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
         free(queue); /* h2o 2.2 closes the context's queue but does not free it */
@@ -911,9 +1178,9 @@ int http_server_route(http_server_t *srv, const char *method, const char *patter
 
 static bool config_ok(const http_server_config_t *cfg)
 {
-    return cfg && cfg->threads >= 1 && cfg->threads <= 1024 && cfg->port >= 0 &&
-           cfg->port <= 65535 && cfg->max_body > 0 && cfg->max_body <= SIZE_MAX / 4 &&
-           cfg->drain_ms >= 0;
+    return cfg && cfg->threads >= 1 && cfg->threads <= 1024 && cfg->workers >= 0 &&
+           cfg->workers <= 1024 && cfg->port >= 0 && cfg->port <= 65535 && cfg->max_body > 0 &&
+           cfg->max_body <= SIZE_MAX / 4 && cfg->drain_ms >= 0;
 }
 
 http_server_t *http_server_new(const http_server_config_t *cfg)
@@ -935,6 +1202,14 @@ http_server_t *http_server_new(const http_server_config_t *cfg)
     atomic_init(&srv->stopping, false);
     pthread_mutex_init(&srv->init_lock, NULL);
     pthread_cond_init(&srv->init_cond, NULL);
+    pthread_mutex_init(&srv->queue_lock, NULL);
+    pthread_cond_init(&srv->queue_cond, NULL);
+    h2o_linklist_init_anchor(&srv->queue);
+    srv->workers = xcalloc((size_t)cfg->workers + 1, sizeof(*srv->workers));
+    for (int i = 0; i < cfg->workers; i++) {
+        srv->workers[i].srv = srv;
+        srv->workers[i].index = i;
+    }
 
     h2o_config_init(&srv->globalconf);
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT(""));
@@ -1001,9 +1276,12 @@ void http_server_free(http_server_t *srv)
             close(loop->wake_wr);
     }
     free(srv->loops);
+    free(srv->workers);
     h2o_config_dispose(&srv->globalconf);
     pthread_cond_destroy(&srv->init_cond);
     pthread_mutex_destroy(&srv->init_lock);
+    pthread_cond_destroy(&srv->queue_cond);
+    pthread_mutex_destroy(&srv->queue_lock);
     free(srv);
 }
 
@@ -1072,7 +1350,7 @@ out:
 
 int http_server_start(http_server_t *srv)
 {
-    int rc = TODO_EINTERNAL, created = 0;
+    int rc = TODO_EINTERNAL, created = 0, workers = 0;
     struct sigaction sa;
 
     if (srv->started) {
@@ -1085,7 +1363,16 @@ int http_server_start(http_server_t *srv)
     if ((rc = open_listeners(srv)) != 0)
         goto out;
     srv->started = true;
-    for (; created < srv->cfg.threads; created++) {
+    for (; workers < srv->cfg.workers; workers++) {
+        worker_t *w = &srv->workers[workers];
+        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        if (err != 0) {
+            log_error("http", "cannot start worker thread %d: %s", workers, strerror(err));
+            break;
+        }
+        w->thread_started = true;
+    }
+    for (; workers == srv->cfg.workers && created < srv->cfg.threads; created++) {
         loop_t *loop = &srv->loops[created];
         int err = pthread_create(&loop->thread, NULL, loop_main, loop);
         if (err != 0) {
@@ -1095,17 +1382,17 @@ int http_server_start(http_server_t *srv)
         loop->thread_started = true;
     }
     pthread_mutex_lock(&srv->init_lock);
-    while (srv->inits_reported < created)
+    while (srv->inits_reported < created + workers)
         pthread_cond_wait(&srv->init_cond, &srv->init_lock);
-    rc = created < srv->cfg.threads ? TODO_EINTERNAL : srv->init_rc;
+    rc = created < srv->cfg.threads || workers < srv->cfg.workers ? TODO_EINTERNAL : srv->init_rc;
     pthread_mutex_unlock(&srv->init_lock);
     if (rc != 0) {
         http_server_stop(srv);
         http_server_join(srv);
         goto out;
     }
-    log_debug("http", "%s listening on %s port %d with %d loops", srv->cfg.service, srv->cfg.host,
-              srv->port, srv->cfg.threads);
+    log_debug("http", "%s listening on %s port %d with %d loops and %d workers", srv->cfg.service,
+              srv->cfg.host, srv->port, srv->cfg.threads, srv->cfg.workers);
 out:
     return rc;
 }
@@ -1142,6 +1429,15 @@ void http_server_join(http_server_t *srv)
     for (int i = 0; i < srv->cfg.threads; i++) {
         if (srv->loops[i].thread_started)
             pthread_join(srv->loops[i].thread, NULL);
+    }
+    /* The loops waited for every request they gave the workers: the queue is empty. */
+    pthread_mutex_lock(&srv->queue_lock);
+    srv->workers_quit = true;
+    pthread_cond_broadcast(&srv->queue_cond);
+    pthread_mutex_unlock(&srv->queue_lock);
+    for (int i = 0; i < srv->cfg.workers; i++) {
+        if (srv->workers[i].thread_started)
+            pthread_join(srv->workers[i].thread, NULL);
     }
     srv->joined = true;
 }

@@ -12,7 +12,7 @@
 #include "todo/json.h"
 #include "user_cache.h"
 
-/* What each loop thread owns. */
+/* What each worker thread (which runs the handlers) owns. */
 typedef struct {
     db_t *db;
     user_cache_t *users;

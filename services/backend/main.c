@@ -22,7 +22,7 @@ extern const db_migration_t backend_migrations[];
 extern const unsigned backend_migrations_count;
 
 static struct {
-    int64_t port, threads, max_body, drain_seconds;
+    int64_t port, threads, workers, max_body, drain_seconds;
     const char *database_url, *jwt_secret, *log_level;
 } cfg;
 
@@ -41,6 +41,9 @@ static const config_entry_t config_table[] = {
      "HS256 secret of the bearer tokens (at least 32 bytes)", &cfg.jwt_secret, NULL},
     {"THREADS", CONFIG_INT, "0", false, 0, 256, "event loop threads (0 = number of cores)",
      &cfg.threads, NULL},
+    {"WORKERS", CONFIG_INT, "0", false, 0, 256,
+     "threads that run requests, each with its own database connection (0 = 4 per core)",
+     &cfg.workers, NULL},
     {"LOG_LEVEL", CONFIG_STRING, "info", false, 0, 0, "debug, info, warn or error", &cfg.log_level,
      check_log_level},
     {"MAX_BODY_BYTES", CONFIG_INT, "65536", false, 1024, 16777216, "request body cap in bytes",
@@ -60,7 +63,7 @@ static int thread_init(int index, void **ctx, void *arg)
     t->db = db_new(cfg.database_url);
     t->users = user_cache_new();
     if (db_connect(t->db) != 0)
-        log_warn("db", "loop %d: database not reachable yet; will retry", index);
+        log_warn("db", "worker %d: database not reachable yet; will retry", index);
     *ctx = t;
     return 0;
 }
@@ -131,10 +134,13 @@ int main(int argc, char **argv)
 
     backend_config.jwt_secret = (const unsigned char *)cfg.jwt_secret;
     backend_config.jwt_secret_len = strlen(cfg.jwt_secret);
-    if (cfg.threads == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg.threads = cores > 0 ? cores : 1;
-    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (cfg.threads == 0)
+        cfg.threads = cores;
+    if (cfg.workers == 0)
+        cfg.workers = 4 * cores;
 
     if (shutdown_start(on_signal, NULL) != 0)
         return 1;
@@ -142,6 +148,7 @@ int main(int argc, char **argv)
         .service = SERVICE,
         .port = (int)cfg.port,
         .threads = (int)cfg.threads,
+        .workers = (int)cfg.workers,
         .max_body = (size_t)cfg.max_body,
         .drain_ms = cfg.drain_seconds * 1000,
         .thread_init = thread_init,
@@ -155,8 +162,8 @@ int main(int argc, char **argv)
         http_server_free(server);
         return 1;
     }
-    log_info("main", "listening on port %d with %lld threads", http_server_port(server),
-             (long long)cfg.threads);
+    log_info("main", "listening on port %d with %lld loops and %lld workers",
+             http_server_port(server), (long long)cfg.threads, (long long)cfg.workers);
 
     int rc = migrate();
     if (rc == 0) {

@@ -15,8 +15,9 @@
 
 typedef struct http_server http_server_t;
 
-/* One request, valid until the handler responds. Strings are NUL-terminated and borrowed from
- * the request's memory pool. */
+/* One request, valid until the handler returns. Strings are NUL-terminated and borrowed from
+ * the request's memory, which the handler may use from any thread (the handler may run on a
+ * worker thread: see http_server_config_t.workers). */
 typedef struct http_req {
     const char *method;                  /* "GET", … */
     const char *path;                    /* decoded path without the query */
@@ -29,7 +30,6 @@ typedef struct http_req {
     char traceparent[56]; /* W3C traceparent of the request, or a new one (a new span either way) */
     void *thread_ctx;     /* what thread_init made for this loop thread */
     void *route_arg;      /* the arg given with the route */
-    void *impl;           /* the h2o request */
 } http_req_t;
 
 /* A handler responds through http_respond_* and returns 0, or returns a todo_err_t without
@@ -40,15 +40,21 @@ typedef struct {
     const char *service; /* name in logs and metrics (borrowed) */
     const char *host;    /* listen address, default "0.0.0.0" */
     int port;
-    int threads;      /* event loops, ≥ 1 */
+    int threads; /* event loops, ≥ 1 */
+    /* Worker threads that run the handlers (and /readyz), 0–1024. With 0 handlers run on the
+     * loop threads, so a handler that waits holds up every connection of its loop; with workers
+     * the loops only parse, route and send, and a request waits in a queue (at most 256 per
+     * worker, then 503) for a free worker. thread_init/thread_dispose then run on each worker
+     * instead of each loop. */
+    int workers;
     size_t max_body;  /* request body cap in bytes */
     int64_t drain_ms; /* how long shutdown waits for in-flight requests */
-    /* Per loop thread set-up and tear-down (may be NULL). thread_init returns 0 or an error,
-     * which stops the server from starting. */
+    /* Per handler thread (loop or worker) set-up and tear-down (may be NULL). thread_init
+     * returns 0 or an error, which stops the server from starting. */
     int (*thread_init)(int index, void **thread_ctx, void *arg);
     void (*thread_dispose)(void *thread_ctx, void *arg);
     /* /readyz: 200 when this returns true (NULL = always ready while not draining). Called on a
-     * loop thread with that thread's ctx. */
+     * handler thread with that thread's ctx. */
     bool (*ready)(void *thread_ctx, void *arg, const char **why);
     void *arg;
     /* When set, /healthz, /readyz and /metrics are not served: only the routes added (a server
@@ -69,8 +75,8 @@ void http_server_free(http_server_t *srv);
 int http_server_route(http_server_t *srv, const char *method, const char *pattern,
                       http_handler_fn fn, void *arg) TODO_WUR;
 
-/* Binds the port (all loops) and returns once every loop thread ran thread_init; the loops run
- * in their own threads. Ignores SIGPIPE when it still has its default action. */
+/* Binds the port (all loops) and returns once every handler thread ran thread_init; the loops
+ * and workers run in their own threads. Ignores SIGPIPE when it still has its default action. */
 int http_server_start(http_server_t *srv) TODO_WUR;
 /* The bound port (useful when started with port 0). */
 int http_server_port(const http_server_t *srv);
@@ -84,12 +90,12 @@ void http_server_join(http_server_t *srv);
 bool http_server_stopping(const http_server_t *srv);
 
 /* Request helpers. */
-/* Header value (NUL-terminated copy in the request pool) or NULL; name is case-insensitive.
+/* Header value (NUL-terminated, in the request's memory) or NULL; name is case-insensitive.
  * "Host" gives the authority; Content-Length, Transfer-Encoding, Expect and Upgrade are taken
  * by h2o and read as NULL (body_len has the length). */
 const char *http_req_header(http_req_t *req, const char *name);
 /* Decoded value ('+' and %XX) of the first query parameter name, "" when it has no '=', or NULL
- * when absent (a copy in the request pool). */
+ * when absent (a copy in the request's memory). */
 const char *http_req_query_param(http_req_t *req, const char *name);
 /* True when the query has the parameter name more than once. */
 bool http_req_query_repeated(http_req_t *req, const char *name);
