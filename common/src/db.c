@@ -47,6 +47,7 @@ struct db {
     db_stmt_t stmts[DB_STMT_CACHE]; /* prepared on conn */
     int nstmts;
     unsigned stmt_seq; /* names todo_<n>, unique on conn */
+    unsigned session;  /* counts connections made */
 };
 
 typedef enum {
@@ -386,6 +387,7 @@ static int open_conn(db_t *db)
         disconnect(db);
         goto out;
     }
+    db->session++;
     log_info("db", "connected to database %s on %s:%s", PQdb(db->conn), PQhost(db->conn),
              PQport(db->conn));
 out:
@@ -441,6 +443,11 @@ int db_connect(db_t *db)
     db->next_attempt = now_ms() + DB_RECONNECT_MS;
 out:
     return rc;
+}
+
+unsigned db_session(const db_t *db)
+{
+    return db->session;
 }
 
 bool db_connected(const db_t *db)

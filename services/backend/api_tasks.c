@@ -49,7 +49,7 @@ static int create_op(api_ctx_t *ctx, void *arg, api_result_t *out)
         rc = fail_fields(out, &e);
     if (rc != 0)
         goto out;
-    rc = task_store_insert(ctx->db, ctx->claims.sub, &c->f, NULL, 0, &id);
+    rc = task_store_insert(ctx->db, ctx->claims.sub, &c->f, NULL, &id);
     if (rc != 0)
         goto out;
     char *json = NULL;

@@ -74,41 +74,44 @@ static void field_params(const task_fields_t *f, field_params_t *fp)
     fp->v[9] = f->recurrence_rule;
 }
 
-/* The INSERT of a task with its tags, $1 … $14: user, the fields of field_params, tag ids, series
- * and occurrence. */
+/* The INSERT of a task with its tags, $1 … $15: user, the fields of field_params, tag ids, series,
+ * occurrence and the series' start. */
 #define INSERT_TASK_SQL                                                                        \
     "t AS (INSERT INTO backend.tasks AS x (user_id, title, description, priority, completed, " \
     "  completed_at, category_id, due_at, remind_at, remind_before_minutes, timezone, "        \
-    "  recurrence_rule, series_id, occurrence) "                                               \
+    "  recurrence_rule, series_id, occurrence, series_start_at) "                              \
     "VALUES ($1, $2, $3, $4::smallint, $5::boolean, CASE WHEN $5::boolean THEN now() END, "    \
     "  $6::bigint, $7::timestamptz, $8::timestamptz, $9::integer, $10, $11, $13::uuid, "       \
-    "  $14::integer) RETURNING x), "                                                           \
+    "  $14::integer, $15::timestamptz) RETURNING x), "                                         \
     "tt AS (INSERT INTO backend.task_tags (task_id, tag_id) "                                  \
     "  SELECT (t.x).id, tag_id FROM t, unnest($12::bigint[]) AS tag_id)"
 
-/* Fills p[0 … 13] with the parameters of INSERT_TASK_SQL; returns 14. */
-static int insert_params(const char *user, const field_params_t *fp, const char *series_id,
-                         char occ[24], int occurrence, const char **p)
+/* Fills p[0 … 14] with the parameters of INSERT_TASK_SQL; returns 15. */
+static int insert_params(const char *user, const field_params_t *fp, const task_series_t *series,
+                         char occ[24], char start[TIME_RFC3339_LEN], const char **p)
 {
     int n = 0;
     p[n++] = user;
     for (size_t i = 0; i < sizeof(fp->v) / sizeof(fp->v[0]); i++)
         p[n++] = fp->v[i];
     p[n++] = fp->tags;
-    p[n++] = series_id;
-    p[n++] = series_id ? api_i64(occ, occurrence) : NULL;
+    p[n++] = series ? series->id : NULL;
+    p[n++] = series ? api_i64(occ, series->occurrence) : NULL;
+    if (series)
+        time_format_rfc3339(series->start, start);
+    p[n++] = series ? start : NULL;
     return n;
 }
 
-int task_store_insert(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
-                      int occurrence, int64_t *id)
+int task_store_insert(db_t *db, const char *user, const task_fields_t *f,
+                      const task_series_t *series, int64_t *id)
 {
     field_params_t fp;
-    char occ[24];
-    const char *p[14];
+    char occ[24], start[TIME_RFC3339_LEN];
+    const char *p[15];
     PGresult *res = NULL;
     field_params(f, &fp);
-    int n = insert_params(user, &fp, series_id, occ, occurrence, p);
+    int n = insert_params(user, &fp, series, occ, start, p);
     int rc = db_query_prepared(db, "WITH " INSERT_TASK_SQL " SELECT (x).id FROM t", n, p, &res);
     if (rc == 0)
         *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -116,16 +119,16 @@ int task_store_insert(db_t *db, const char *user, const task_fields_t *f, const 
     return rc;
 }
 
-int task_store_create(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
-                      int occurrence, const char *type, const char *traceparent, int64_t *id,
-                      char **json)
+int task_store_create(db_t *db, const char *user, const task_fields_t *f,
+                      const task_series_t *series, const char *type, const char *traceparent,
+                      int64_t *id, char **json)
 {
     field_params_t fp;
-    char occ[24];
-    const char *p[16];
+    char occ[24], start[TIME_RFC3339_LEN];
+    const char *p[17];
     PGresult *res = NULL;
     field_params(f, &fp);
-    int n = insert_params(user, &fp, series_id, occ, occurrence, p);
+    int n = insert_params(user, &fp, series, occ, start, p);
     p[n++] = type;
     p[n++] = traceparent;
     /* What task_store_emit does for an existing task, with the category and the tags read by
@@ -144,7 +147,7 @@ int task_store_create(db_t *db, const char *user, const task_fields_t *f, const 
         "e AS (SELECT gen_random_uuid() AS id), "
         "o AS (INSERT INTO backend.outbox (event_id, topic, partition_key, event) "
         "  SELECT e.id, 'task-events', s.id::text, "
-        "    backend.task_event(e.id, $15, s.id, $16, s.snap, "
+        "    backend.task_event(e.id, $16, s.id, $17, s.snap, "
         "      (SELECT u.email FROM backend.users u WHERE u.id = $1)) "
         "  FROM s, e) "
         "SELECT s.id, s.snap, pg_notify('backend_outbox', '') FROM s",

@@ -15,14 +15,22 @@
  * TODO_EVALIDATION_ERROR) when not. */
 int task_store_check_refs(db_t *db, const char *user, const task_fields_t *f,
                           json_errors_t *e) TODO_WUR;
-/* Inserts a task (version 1) with its tags; series_id may be NULL. */
-int task_store_insert(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
-                      int occurrence, int64_t *id) TODO_WUR;
+/* The series an occurrence of a recurring task belongs to. */
+typedef struct {
+    const char *id; /* a UUID */
+    int occurrence; /* 1 = the first */
+    int64_t start;  /* the first occurrence's due time, microseconds since the epoch */
+} task_series_t;
+
+/* Inserts a task (version 1) with its tags; series is NULL for a task of no series. */
+int task_store_insert(db_t *db, const char *user, const task_fields_t *f,
+                      const task_series_t *series, int64_t *id) TODO_WUR;
 /* task_store_insert and task_store_emit of the new task's type event (e.g. todo.task.created) in
- * one statement: *id is the task's id and *json (new) its JSON. */
-int task_store_create(db_t *db, const char *user, const task_fields_t *f, const char *series_id,
-                      int occurrence, const char *type, const char *traceparent, int64_t *id,
-                      char **json) TODO_WUR;
+ * one statement: *id is the task's id and *json (new) its JSON. A second occurrence of a series
+ * (same series id and occurrence) is TODO_ECONFLICT. */
+int task_store_create(db_t *db, const char *user, const task_fields_t *f,
+                      const task_series_t *series, const char *type, const char *traceparent,
+                      int64_t *id, char **json) TODO_WUR;
 /* Loads and locks (FOR UPDATE) the task's fields; TODO_ENOT_FOUND when user has no such task. */
 int task_store_load(db_t *db, const char *user, int64_t id, task_fields_t *f,
                     int *version) TODO_WUR;

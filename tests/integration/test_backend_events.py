@@ -19,7 +19,8 @@ FAIL_MARK = "outbox-trigger-abort"
 # Fields of the task snapshot that may be null, and their type when they are not.
 NULLABLE = {"category": "object", "due_at": "string", "remind_at": "string",
             "remind_before_minutes": "integer", "recurrence_rule": "string",
-            "series_id": "string", "occurrence": "integer", "completed_at": "string",
+            "series_id": "string", "occurrence": "integer", "series_start_at": "string",
+            "completed_at": "string",
             "color": "string"}
 
 

@@ -34,7 +34,8 @@ class TaskRoutes(todo_test.BackendTestCase):
                                     completed=False, priority="medium", category=None, tags=[],
                                     due_at=None, remind_at=None, remind_before_minutes=None,
                                     timezone="UTC", recurrence_rule=None, series_id=None,
-                                    version=1, completed_at=None)
+                                    occurrence=None, series_start_at=None, version=1,
+                                    completed_at=None)
         self.assertEqual(r.header("Location"), api.path(f"/tasks/{t['id']}"))
         created = parse_time(t["created_at"]).timestamp()
         self.assertLess(abs(created - before), 30, t)
@@ -346,8 +347,8 @@ class TaskRoutes(todo_test.BackendTestCase):
 
 TASK_KEYS_UNCHANGED_BY_PATCH = ("id", "user_id", "description", "completed", "category", "tags",
                                 "due_at", "remind_at", "remind_before_minutes", "timezone",
-                                "recurrence_rule", "series_id", "occurrence", "created_at",
-                                "completed_at")
+                                "recurrence_rule", "series_id", "occurrence", "series_start_at",
+                                "created_at", "completed_at")
 
 if __name__ == "__main__":
     todo_test.run()

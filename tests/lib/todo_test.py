@@ -258,7 +258,8 @@ SLOW = 3.0 if SANITIZE else 1.0
 
 TASK_KEYS = {"id", "user_id", "title", "description", "completed", "priority", "category", "tags",
              "due_at", "remind_at", "remind_before_minutes", "timezone", "recurrence_rule",
-             "series_id", "occurrence", "version", "created_at", "updated_at", "completed_at"}
+             "series_id", "occurrence", "series_start_at", "version", "created_at", "updated_at",
+             "completed_at"}
 EVENT_KEYS = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype",
               "traceparent", "data"}
 TASK_EVENT_TYPES = ("todo.task.created", "todo.task.updated", "todo.task.completed",

@@ -25,6 +25,9 @@ void db_set_application_name(db_t *db, const char *name);
 int db_connect(db_t *db) TODO_WUR;
 /* True when the connection is up (no round trip). */
 bool db_connected(const db_t *db);
+/* A number that changes with every new connection: session state (LISTEN, advisory locks) set
+ * up under one number is gone once it differs. */
+unsigned db_session(const db_t *db);
 /* SELECT 1 round trip; TODO_EUNAVAILABLE when the database does not answer. */
 int db_ping(db_t *db) TODO_WUR;
 
