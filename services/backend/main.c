@@ -1,5 +1,6 @@
-/* todo-backend: the task API. Reads its configuration, listens, applies its migrations, serves
- * until SIGTERM/SIGINT, then drains and exits. */
+/* todo-backend: the task API. Reads its configuration, listens, applies its migrations, waits for
+ * the Dapr sidecar, starts the outbox relay, serves until SIGTERM/SIGINT, then drains the HTTP
+ * server and the outbox and exits. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +11,15 @@
 #include "api.h"
 #include "api_labels.h"
 #include "api_tasks.h"
+#include "series.h"
 #include "todo/config.h"
+#include "todo/dapr.h"
 #include "todo/db.h"
 #include "todo/http_server.h"
 #include "todo/log.h"
+#include "todo/outbox.h"
 #include "todo/shutdown.h"
+#include "todo/subscriber.h"
 
 #define SERVICE "backend"
 
@@ -24,6 +29,7 @@ extern const unsigned backend_migrations_count;
 static struct {
     int64_t port, threads, workers, max_body, drain_seconds;
     const char *database_url, *jwt_secret, *log_level;
+    dapr_env_t dapr;
 } cfg;
 
 static const char *check_log_level(const char *v)
@@ -49,10 +55,17 @@ static const config_entry_t config_table[] = {
     {"MAX_BODY_BYTES", CONFIG_INT, "65536", false, 1024, 16777216, "request body cap in bytes",
      &cfg.max_body, NULL},
     {"SHUTDOWN_DRAIN_SECONDS", CONFIG_INT, "10", false, 0, 300,
-     "how long shutdown waits for requests in flight", &cfg.drain_seconds, NULL},
+     "how long shutdown waits for requests in flight (and then for the outbox)", &cfg.drain_seconds,
+     NULL},
+    DAPR_CONFIG_ENTRIES(&cfg.dapr),
 };
 
-static atomic_bool migrated;
+/* What the backend consumes: the next occurrences the recurring service computes. */
+static const subscription_t subscriptions[] = {
+    {"task-recurrence", "backend.series", series_on_next, NULL},
+};
+
+static atomic_bool migrated, sidecar_ready, stopping;
 static _Atomic(http_server_t *) server;
 
 static int thread_init(int index, void **ctx, void *arg)
@@ -78,11 +91,20 @@ static void thread_dispose(void *ctx, void *arg)
     free(t);
 }
 
+static db_t *db_of(void *ctx)
+{
+    return ((backend_thread_t *)ctx)->db;
+}
+
 static bool ready(void *ctx, void *arg, const char **why)
 {
     backend_thread_t *t = ctx;
     if (!atomic_load(&migrated)) {
         *why = "migrations not applied yet";
+        return false;
+    }
+    if (!atomic_load(&sidecar_ready)) {
+        *why = "waiting for the Dapr sidecar";
         return false;
     }
     if (db_ping(t->db) != 0) {
@@ -95,6 +117,7 @@ static bool ready(void *ctx, void *arg, const char **why)
 static void on_signal(void *arg)
 {
     log_info("main", "shutting down");
+    atomic_store(&stopping, true);
     if (server)
         http_server_stop(server);
 }
@@ -155,26 +178,58 @@ int main(int argc, char **argv)
         .thread_dispose = thread_dispose,
         .ready = ready,
     };
+    subscriber_config_t sc = {
+        .pubsub = cfg.dapr.pubsub,
+        .app_token = cfg.dapr.app_token,
+        .processed_table = "backend.processed_events",
+        .db_of = db_of,
+    };
+    subscriber_t *subs =
+        subscriber_new(&sc, subscriptions, sizeof(subscriptions) / sizeof(subscriptions[0]));
     server = http_server_new(&hc);
     if (!server || api_tasks_register(server) != 0 || api_labels_register(server) != 0 ||
-        http_server_start(server) != 0) {
+        subscriber_register(subs, server) != 0 || http_server_start(server) != 0) {
         log_error("main", "could not start the HTTP server on port %lld", (long long)cfg.port);
         http_server_free(server);
+        subscriber_free(subs);
         return 1;
     }
     log_info("main", "listening on port %d with %lld loops and %lld workers",
              http_server_port(server), (long long)cfg.threads, (long long)cfg.workers);
 
+    /* SYSTEM.md §5: listen first, then the database, then the sidecar's outbound health
+     * (never /v1.0/healthz, which waits for this app: DAPR-CONTRACT §8.2), then the relay. */
+    outbox_relay_t *relay = NULL;
+    dapr_config_t dc = {.port = (int)cfg.dapr.http_port, .api_token = cfg.dapr.api_token};
     int rc = migrate();
     if (rc == 0) {
         atomic_store(&migrated, true);
+        dapr_t *d = dapr_new(&dc);
+        rc = d ? dapr_wait_outbound(d, -1, &stopping) : TODO_EINTERNAL;
+        dapr_free(d);
+    }
+    if (rc == 0) {
+        outbox_config_t oc = {
+            .database_url = cfg.database_url,
+            .table = "backend.outbox",
+            .channel = "backend_outbox",
+            .bus = {.pubsub = cfg.dapr.pubsub, .dapr = dc},
+        };
+        relay = outbox_relay_start(&oc);
+        rc = relay ? 0 : TODO_EINTERNAL;
+    }
+    if (rc == 0) {
+        atomic_store(&sidecar_ready, true);
         log_info("main", "ready");
     } else if (!shutdown_requested()) {
-        log_error("main", "migrations failed; stopping");
+        log_error("main", "start-up failed (%s); stopping", todo_err_code(rc));
         http_server_stop(server);
     }
     http_server_join(server);
     http_server_free(server);
+    subscriber_free(subs);
+    /* The changes of the last requests are in the outbox: publish them before leaving. */
+    outbox_relay_stop(relay, cfg.drain_seconds * 1000);
     log_info("main", "stopped");
     return rc == 0 || shutdown_requested() ? 0 : 1;
 }

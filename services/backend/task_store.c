@@ -47,6 +47,36 @@ out:
     return rc;
 }
 
+int task_store_drop_missing_refs(db_t *db, const char *user, task_fields_t *f)
+{
+    char cat[24], tags[TASK_MAX_TAGS * 21 + 3];
+    PGresult *res = NULL;
+    if (!f->category_id && !f->ntags)
+        return 0;
+    tag_array(f, tags, sizeof(tags));
+    const char *p[] = {user, f->category_id ? api_i64(cat, f->category_id) : NULL, tags};
+    int rc = db_query_prepared(db,
+                               "SELECT (SELECT count(*) FROM backend.categories "
+                               "         WHERE user_id = $1 AND id = $2::bigint), "
+                               "       ARRAY(SELECT id FROM backend.tags "
+                               "              WHERE user_id = $1 AND id = ANY ($3::bigint[]) "
+                               "              ORDER BY id)::text",
+                               3, p, &res);
+    if (rc != 0)
+        goto out;
+    if (f->category_id && atoi(PQgetvalue(res, 0, 0)) != 1)
+        f->category_id = 0;
+    f->ntags = 0;
+    for (const char *t = PQgetvalue(res, 0, 1) + 1; *t && *t != '}' && f->ntags < TASK_MAX_TAGS;) {
+        char *end;
+        f->tag_ids[f->ntags++] = strtoll(t, &end, 10);
+        t = *end == ',' ? end + 1 : end;
+    }
+out:
+    PQclear(res);
+    return rc;
+}
+
 /* The parameters every write of a task's fields shares, $2 … $11. */
 typedef struct {
     char priority[4], cat[24], due[TIME_RFC3339_LEN], remind[TIME_RFC3339_LEN], before[24];
@@ -76,14 +106,15 @@ static void field_params(const task_fields_t *f, field_params_t *fp)
 
 /* The INSERT of a task with its tags, $1 … $15: user, the fields of field_params, tag ids, series,
  * occurrence and the series' start. */
-#define INSERT_TASK_SQL                                                                        \
-    "t AS (INSERT INTO backend.tasks AS x (user_id, title, description, priority, completed, " \
-    "  completed_at, category_id, due_at, remind_at, remind_before_minutes, timezone, "        \
-    "  recurrence_rule, series_id, occurrence, series_start_at) "                              \
-    "VALUES ($1, $2, $3, $4::smallint, $5::boolean, CASE WHEN $5::boolean THEN now() END, "    \
-    "  $6::bigint, $7::timestamptz, $8::timestamptz, $9::integer, $10, $11, $13::uuid, "       \
-    "  $14::integer, $15::timestamptz) RETURNING x), "                                         \
-    "tt AS (INSERT INTO backend.task_tags (task_id, tag_id) "                                  \
+#define INSERT_TASK_SQL                                                                           \
+    "t AS (INSERT INTO backend.tasks AS x (user_id, title, description, priority, completed, "    \
+    "  completed_at, category_id, due_at, remind_at, remind_before_minutes, timezone, "           \
+    "  recurrence_rule, series_id, occurrence, series_start_at) "                                 \
+    "VALUES ($1, $2, $3, $4::smallint, $5::boolean, CASE WHEN $5::boolean THEN now() END, "       \
+    "  $6::bigint, $7::timestamptz, $8::timestamptz, $9::integer, $10, $11, $13::uuid, "          \
+    "  $14::integer, $15::timestamptz) "                                                          \
+    "  ON CONFLICT (series_id, occurrence) WHERE series_id IS NOT NULL DO NOTHING RETURNING x), " \
+    "tt AS (INSERT INTO backend.task_tags (task_id, tag_id) "                                     \
     "  SELECT (t.x).id, tag_id FROM t, unnest($12::bigint[]) AS tag_id)"
 
 /* Fills p[0 … 14] with the parameters of INSERT_TASK_SQL; returns 15. */
@@ -113,7 +144,9 @@ int task_store_insert(db_t *db, const char *user, const task_fields_t *f,
     field_params(f, &fp);
     int n = insert_params(user, &fp, series, occ, start, p);
     int rc = db_query_prepared(db, "WITH " INSERT_TASK_SQL " SELECT (x).id FROM t", n, p, &res);
-    if (rc == 0)
+    if (rc == 0 && PQntuples(res) == 0)
+        rc = TODO_ECONFLICT; /* the series has this occurrence already */
+    else if (rc == 0)
         *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return rc;
@@ -154,6 +187,10 @@ int task_store_create(db_t *db, const char *user, const task_fields_t *f,
         n, p, &res);
     if (rc != 0)
         goto out;
+    if (PQntuples(res) == 0) {
+        rc = TODO_ECONFLICT; /* the series has this occurrence already */
+        goto out;
+    }
     *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     *json = xstrdup(PQgetvalue(res, 0, 1));
 out:

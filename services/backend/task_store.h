@@ -15,6 +15,8 @@
  * TODO_EVALIDATION_ERROR) when not. */
 int task_store_check_refs(db_t *db, const char *user, const task_fields_t *f,
                           json_errors_t *e) TODO_WUR;
+/* Drops from f the category and tags that user no longer has (for a task made from another). */
+int task_store_drop_missing_refs(db_t *db, const char *user, task_fields_t *f) TODO_WUR;
 /* The series an occurrence of a recurring task belongs to. */
 typedef struct {
     const char *id; /* a UUID */
@@ -22,7 +24,8 @@ typedef struct {
     int64_t start;  /* the first occurrence's due time, microseconds since the epoch */
 } task_series_t;
 
-/* Inserts a task (version 1) with its tags; series is NULL for a task of no series. */
+/* Inserts a task (version 1) with its tags; series is NULL for a task of no series. A second
+ * occurrence of a series (same series id and occurrence) inserts nothing: TODO_ECONFLICT. */
 int task_store_insert(db_t *db, const char *user, const task_fields_t *f,
                       const task_series_t *series, int64_t *id) TODO_WUR;
 /* task_store_insert and task_store_emit of the new task's type event (e.g. todo.task.created) in

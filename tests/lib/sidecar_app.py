@@ -17,11 +17,13 @@ API (all thread-safe):
   reply to GET /dapr/subscribe; body is bytes/str (sent as is) or any JSON value (dumped); the
   first drop_first calls get their connection closed without a reply (a transport error).
 - config(status=404, body=None, content_type="application/json"): the reply to GET /dapr/config.
-- policy(path, status=200, body=b"", content_type=None, delay=0, times=None, headers=None):
-  adds a reply for requests to path (exact path without the query, or a prefix ending with "*").
-  Replies queue per path: one with `times` is used that many times, then the next; the last is
-  kept for good. status=None closes the connection without a reply. Paths with no policy get
-  200 with an empty body.
+- policy(path, status=200, body=b"", content_type=None, delay=0, times=None, headers=None,
+  hold=None): adds a reply for requests to path (exact path without the query, or a prefix
+  ending with "*"). Replies queue per path: one with `times` is used that many times, then the
+  next; the last is kept for good. status=None closes the connection without a reply. hold is a
+  threading.Event the reply waits for (at most 120 s) before it is sent. Paths with no policy
+  get 200 with an empty body.
+- clear_policies(path=None): forgets the replies of path (of every path when None).
 - requests(path=None, method=None) -> [Request]; count(path=None, method=None); clear().
 - wait_for(path, count=1, timeout=30, method=None) -> the first `count` matching requests.
 - wait_until(predicate, timeout=30, what=""): polls predicate() every 20 ms.
@@ -63,7 +65,7 @@ class Request:
 
 class _Reply:
     def __init__(self, status=200, body=b"", content_type=None, delay=0.0, times=None,
-                 headers=None):
+                 headers=None, hold=None):
         if body is None:
             body = b""
         elif isinstance(body, str):
@@ -77,6 +79,7 @@ class _Reply:
         self.delay = delay
         self.times = times
         self.headers = headers or {}
+        self.hold = hold
 
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -121,10 +124,17 @@ class SidecarApp:
             self._config = _Reply(status, body, content_type if body is not None else None)
 
     def policy(self, path, status=200, body=b"", content_type=None, delay=0.0, times=None,
-               headers=None):
+               headers=None, hold=None):
         with self._lock:
             self._policies.setdefault(path, []).append(
-                _Reply(status, body, content_type, delay, times, headers))
+                _Reply(status, body, content_type, delay, times, headers, hold))
+
+    def clear_policies(self, path=None):
+        with self._lock:
+            if path is None:
+                self._policies.clear()
+            else:
+                self._policies.pop(path, None)
 
     # -- inspection --
 
@@ -199,20 +209,25 @@ class SidecarApp:
         with self._lock:  # recorded on arrival, so a test sees a delivery still in flight
             self._requests.append(req)
             self._lock.notify_all()
+        if reply.hold is not None:
+            reply.hold.wait(120)  # released by the test
         if reply.delay:
             time.sleep(reply.delay)  # the reply's configured latency, not synchronisation
         if reply.status is None:
             h.close_connection = True
             return
-        h.send_response(reply.status)
-        for k, v in reply.headers.items():
-            h.send_header(k, v)
-        if reply.content_type:
-            h.send_header("Content-Type", reply.content_type)
-        h.send_header("Content-Length", str(len(reply.body)))
-        h.end_headers()
-        if reply.body and h.command != "HEAD":
-            h.wfile.write(reply.body)
+        try:
+            h.send_response(reply.status)
+            for k, v in reply.headers.items():
+                h.send_header(k, v)
+            if reply.content_type:
+                h.send_header("Content-Type", reply.content_type)
+            h.send_header("Content-Length", str(len(reply.body)))
+            h.end_headers()
+            if reply.body and h.command != "HEAD":
+                h.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            h.close_connection = True  # the caller gave up (a time-out, or it was killed)
 
     def start(self):
         app = self

@@ -2,6 +2,7 @@
 real service executables on free ports (waited for on /readyz, checked for error lines and
 sanitizer reports on teardown), HS256 tokens and a small HTTP client."""
 
+import atexit
 import base64
 import hashlib
 import hmac
@@ -276,9 +277,38 @@ def parse_time(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
+_plain_sidecar = None
+
+
+def plain_sidecar_port():
+    """The port of a dapr-sidecar with no components and no app, shared by the tests of this
+    process: the backend waits for a sidecar before it is ready, and with no pub/sub component
+    its outbox rows stay unpublished (as the tests of the outbox want them)."""
+    global _plain_sidecar
+    if _plain_sidecar is None:
+        port = free_port()
+        log = open(tempfile.mktemp(prefix="todo-sidecar-plain-", suffix=".log", dir="/tmp"), "ab")
+        proc = subprocess.Popen([os.path.join(BIN_DIR, "dapr-sidecar"), "--app-id", "backend",
+                                 "--dapr-http-port", str(port)], stdout=log, stderr=log)
+        atexit.register(lambda: (proc.kill(), proc.wait(), log.close()))
+
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError(f"dapr-sidecar exited with {proc.returncode}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/v1.0/healthz/outbound")
+                return conn.getresponse().status == 204
+            except OSError:
+                return False
+        wait_until(up, 30, what="the plain dapr-sidecar")
+        _plain_sidecar = port
+    return _plain_sidecar
+
+
 def backend_env(db_url, **extra):
     env = {"DATABASE_URL": db_url, "JWT_SECRET": JWT_SECRET, "THREADS": "2",
-           "MAX_BODY_BYTES": "65536"}
+           "MAX_BODY_BYTES": "65536", "DAPR_HTTP_PORT": str(plain_sidecar_port())}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
