@@ -60,8 +60,9 @@ class KafkaMock:
 class Sidecar:
     """One dapr-sidecar for app_id, with the given resources paths."""
 
-    def __init__(self, app_id, resources=(), app_port=0, env=None, start=True):
+    def __init__(self, app_id, resources=(), app_port=0, env=None, start=True, args=()):
         self.app_id = app_id
+        self.args = list(args)
         self.port = free_port()
         self.app_port = app_port
         self.resources = list(resources)
@@ -83,6 +84,7 @@ class Sidecar:
             cmd += ["--resources-path", r]
         if self.app_port:
             cmd += ["--app-port", str(self.app_port)]
+        cmd += self.args
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=self.log)
 
@@ -151,6 +153,8 @@ class Stack:
         self.resources = list(resources)
         try:
             self.db_url = self.cluster.create_db("todo")
+            # The jobs store that the sidecars of one app-id share (the Dapr Scheduler's part).
+            self.scheduler_url = self.cluster.create_db("dapr_scheduler")
             self.kafka = KafkaMock(topics=topics)
         except BaseException:
             self.close()
@@ -182,7 +186,8 @@ class Stack:
         components' scopes."""
         if resources is None:
             resources = self.scoped_resources(app_id)
-        sc = Sidecar(app_id, resources, app_port, self.sidecar_env(env))
+        sc = Sidecar(app_id, resources, app_port, self.sidecar_env(env),
+                     args=["--scheduler-database-url", self.scheduler_url])
         self.extra_sidecars.append(sc)
         return sc
 
@@ -190,7 +195,8 @@ class Stack:
               wait_ready=True):
         """The service executable (e.g. 'todo-backend') with its own sidecar of app_id."""
         port = free_port()
-        sc = Sidecar(app_id, self.resources, port, self.sidecar_env(sidecar_env))
+        sc = Sidecar(app_id, self.resources, port, self.sidecar_env(sidecar_env),
+                     args=["--scheduler-database-url", self.scheduler_url])
         e = {"DATABASE_URL": self.db_url, "DAPR_HTTP_PORT": str(sc.port), "THREADS": "2",
              "WORKERS": "4"}
         e.update({k: str(v) for k, v in (env or {}).items()})
@@ -210,6 +216,9 @@ class Stack:
 
     def recurring(self, **kw):
         return self.start("todo-recurring", "recurring", **kw)
+
+    def notification(self, **kw):
+        return self.start("todo-notification", "notification", **kw)
 
     def problems(self, allowed=()):
         """Error lines and sanitizer reports of every process so far."""
