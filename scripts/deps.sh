@@ -9,6 +9,7 @@ packages=(
   libcurl4-openssl-dev libyaml-dev librdkafka-dev libhiredis-dev
   postgresql postgresql-client redis-server python3 python3-aiosmtpd
   wrk
+  buildah debootstrap python3-jsonschema python3-yaml
 )
 
 missing=()

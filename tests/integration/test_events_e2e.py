@@ -9,6 +9,7 @@ import re
 import signal
 import uuid
 
+import event_docs
 import stack
 import todo_test
 from sidecar_app import SidecarApp
@@ -28,6 +29,7 @@ class EventsEndToEnd(todo_test.ServiceTestCase):
             cls.probe.subscribe(200, [
                 {"pubsubname": "pubsub", "topic": "task-events", "route": "/task-events"},
                 {"pubsubname": "pubsub", "topic": "task-recurrence-dlq", "route": "/dlq"},
+                {"pubsubname": "pubsub", "topic": "task-recurrence", "route": "/recurrence"},
             ])
             cls.probe_sidecar = cls.stack.sidecar("probe", app_port=cls.probe.port)
             cls.probe_sidecar.wait_healthy()
@@ -117,6 +119,11 @@ class EventsEndToEnd(todo_test.ServiceTestCase):
                                for e in self.probe_events(third["id"])), 30 * SLOW,
                    what="the last completion at the probe")
         self.assertEqual(len(self.occurrences(title)), 3)
+        # What the recurring service published has the shape of docs/events.md's sample.
+        nexts = [event_docs.as_produced(r.json()) for r in self.probe.requests("/recurrence")
+                 if r.json().get("source") == "todo/recurring"]
+        self.assertEqual(len([e for e in nexts if e["data"]["series_id"] == series]), 2)
+        event_docs.check_against_samples(self, "todo.recurrence.next", nexts)
 
     def test_duplicate_and_malformed_deliveries(self):
         api = self.api

@@ -5,9 +5,11 @@ app-id) receives. Exactly one event per reminder, never before remind_at; delete
 moved and snoozed reminders; reminders missed while the service was down."""
 
 import datetime
+import json
 import time
 import uuid
 
+import event_docs
 import stack
 import todo_test
 from sidecar_app import SidecarApp
@@ -88,6 +90,10 @@ class Reminders(todo_test.ServiceTestCase):
                              "timezone": "Europe/Berlin",
                              "link": f"https://todo.test/tasks/{t['id']}"})
         self.assertRegex(ev.get("traceparent", ""), todo_test.TRACEPARENT_RE)
+        # docs/events.md's sample has the shape of what the service writes to its outbox.
+        rows = self.stack.cluster.psql("SELECT event::text FROM notification.outbox", "todo")
+        event_docs.check_against_samples(self, "todo.reminder.due",
+                                         [json.loads(r[0]) for r in rows])
         # No second one: the next sweeps find nothing for it.
         self.wait_sweeps(2)
         self.assertEqual(len(self.reminders_of(t["id"])), 1)
