@@ -2,11 +2,11 @@
 #include "task_input.h"
 
 #include <ctype.h>
-#include <libical/ical.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "todo/alloc.h"
+#include "todo/recurrence.h"
 #include "todo/timeutil.h"
 
 static const char *const priority_names[] = {"low", "medium", "high", "urgent"};
@@ -68,14 +68,8 @@ bool task_rrule_valid(const char *rule)
     for (const char *p = rule; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr("=;,-+:", *p))
             return false;
-    icalerror_clear_errno();
-    struct icalrecurrencetype r = icalrecurrencetype_from_string(rule);
-    if (icalerrno != ICAL_NO_ERROR) {
-        icalerror_clear_errno();
-        return false;
-    }
-    return r.freq == ICAL_DAILY_RECURRENCE || r.freq == ICAL_WEEKLY_RECURRENCE ||
-           r.freq == ICAL_MONTHLY_RECURRENCE || r.freq == ICAL_YEARLY_RECURRENCE;
+    /* The recurring service's own check: a rule accepted here is one it can expand. */
+    return recurrence_rule_valid(rule);
 }
 
 static void parse_time(const json_t *body, const char *key, unsigned bit, bool *has, int64_t *out,

@@ -68,7 +68,8 @@ void task_input_apply(const task_input_t *in, task_fields_t *f);
  * derives remind_at from remind_before. Adds to e. */
 void task_fields_check(task_fields_t *f, json_errors_t *e);
 
-/* Validates an RRULE (RFC 5545, without "RRULE:") with libical: FREQ DAILY…YEARLY only. */
+/* Validates an RRULE (RFC 5545, without "RRULE:"): recurrence_rule_valid (todo/recurrence.h) of
+ * at most TASK_RRULE_MAX characters. */
 bool task_rrule_valid(const char *rule);
 
 /* "low" … "urgent" → 0 … 3, or -1. */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "next_event.h"
-#include "recurrence.h"
+#include "todo/recurrence.h"
 #include "todo/bus.h"
 #include "todo/config.h"
 #include "todo/dapr.h"

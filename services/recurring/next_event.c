@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "recurrence.h"
+#include "todo/recurrence.h"
 #include "todo/timeutil.h"
 #include "todo/uuid.h"
 

@@ -196,7 +196,11 @@ class BadInput(todo_test.BackendTestCase):
     def test_bad_recurrence_rules(self):
         for rule in ("FREQ=SOMETIMES", "garbage", "", "FREQ=DAILY;INTERVAL=x",
                      "FREQ=DAILY;BYDAY=XX", "FREQ=DAILY\nX-INJECT:1", "INTERVAL=2",
-                     "FREQ=DAILY;UNTIL=yesterday"):
+                     "FREQ=DAILY;UNTIL=yesterday",
+                     # parsed by libical, but not expandable: refused as the recurring service
+                     # would refuse them
+                     "FREQ=WEEKLY;COUNT=3x", "FREQ=DAILY;INTERVAL=70000", "FREQ=DAILY;BYDAY=1MO",
+                     "FREQ=MONTHLY;BYWEEKNO=3", "FREQ=WEEKLY;BYMONTHDAY=3"):
             self.each_write({"title": "x", "due_at": "2031-01-01T00:00:00Z",
                              "recurrence_rule": rule}, 422, "VALIDATION_ERROR",
                             "recurrence_rule")

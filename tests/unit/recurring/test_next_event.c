@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "recurring/recurrence.h"
+#include "todo/recurrence.h"
 
 static json_t *task(const char *extra)
 {

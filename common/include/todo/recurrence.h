@@ -1,8 +1,10 @@
-/* The recurrence engine of the recurring service: the next occurrence of a task series from its
- * RFC 5545 RRULE, expanded in the series' local wall time and converted to UTC with the system
- * zoneinfo. Pure computation apart from reading zoneinfo files. */
-#ifndef RECURRING_RECURRENCE_H
-#define RECURRING_RECURRENCE_H
+/* Recurrence rules: the check of an RFC 5545 RRULE that the backend applies to what users send,
+ * and the engine of the recurring service that gives a series' next occurrence, expanded in the
+ * series' local wall time and converted to UTC with the system zoneinfo. Pure computation apart
+ * from reading zoneinfo files. */
+#ifndef TODO_RECURRENCE_H
+#define TODO_RECURRENCE_H
+#include <stdbool.h>
 #include <stdint.h>
 #include "todo/error.h"
 
@@ -42,6 +44,11 @@ void recurrence_init(void);
  * < 1 or a first_due outside the years 0001-9999. Bounded work: gives up (as TODO_ENOT_FOUND)
  * past 100,000 instances or the year 9999 (libical itself expands no further than 2582).
  * Thread-safe: may run on several threads at once. */
+/* True when rule (RRULE text without "RRULE:") is one recurrence_next can expand: it parses, FREQ
+ * is DAILY, WEEKLY, MONTHLY or YEARLY, its numbers are plain, and it has no BY* part RFC 5545
+ * forbids with its FREQ (see above). Thread-safe. */
+bool recurrence_rule_valid(const char *rule);
+
 int recurrence_next(const char *rule, const char *tzid, int64_t first_due, int occurrence,
                     int64_t prev_due, recurrence_next_t *out) TODO_WUR;
 

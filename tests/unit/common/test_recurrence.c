@@ -4,7 +4,7 @@
  * computed independently with Python's zoneinfo (/usr/bin/python3, system tzdata), e.g.
  * int(datetime(2026,3,29,2,30,tzinfo=ZoneInfo("Europe/Berlin")).timestamp()), and the DST ones
  * also with `TZ=Europe/Berlin date -d '2026-03-29 03:30' +%s`. */
-#include "recurring/recurrence.h"
+#include "todo/recurrence.h"
 
 #include <pthread.h>
 

@@ -2,7 +2,7 @@
  * iterates through ICU, whose built-in zone data is from 2022, whenever DTSTART has a TZID), and
  * each local wall time is converted to UTC with libical's icaltimezone read from the system
  * zoneinfo (TZif files under /usr/share/zoneinfo); see recurrence.h. */
-#include "recurrence.h"
+#include "todo/recurrence.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -158,6 +158,16 @@ static int parse_rule(const char *rule, struct icalrecurrencetype *r)
     if (!number_part_is(rule, "COUNT", r->count) || !number_part_is(rule, "INTERVAL", r->interval))
         return TODO_EVALIDATION_ERROR;
     return parts_allowed(r) ? 0 : TODO_EVALIDATION_ERROR;
+}
+
+bool recurrence_rule_valid(const char *rule)
+{
+    struct icalrecurrencetype r;
+    pthread_once(&init_once, init_tables);
+    bool ok = rule && parse_rule(rule, &r) == 0;
+    if (rule)
+        free(r.rscale);
+    return ok;
 }
 
 int recurrence_next(const char *rule, const char *tzid, int64_t first_due, int occurrence,
