@@ -21,7 +21,7 @@
 
 #define RELAY_STANDBY_MS   1000  /* how often a standby relay tries to take the lead */
 #define RELAY_STATS_MS     1000  /* how often the backlog gauges are refreshed */
-#define RELAY_RETENTION_MS 60000 /* how often published rows are pruned */
+#define RELAY_RETENTION_MS 60000 /* how often published rows are pruned (at most) */
 #define RELAY_PRUNE_ROWS   10000 /* rows deleted per prune statement */
 #define RELAY_BACKOFF_MIN  100
 #define RELAY_SQL_MAX      1024
@@ -173,7 +173,9 @@ static void prune(outbox_relay_t *r)
         log_info("outbox", "%s: deleted %s rows published more than %s s ago", r->table,
                  PQcmdTuples(res), secs);
     PQclear(res);
-    r->next_prune = now_ms() + RELAY_RETENTION_MS;
+    int64_t every = r->cfg.retention_s * 1000 < RELAY_RETENTION_MS ? r->cfg.retention_s * 1000
+                                                                   : RELAY_RETENTION_MS;
+    r->next_prune = now_ms() + every;
 }
 
 /* Marks the accepted rows published: "{1,2,3}". */

@@ -27,7 +27,7 @@ extern const db_migration_t backend_migrations[];
 extern const unsigned backend_migrations_count;
 
 static struct {
-    int64_t port, threads, workers, max_body, drain_seconds;
+    int64_t port, threads, workers, max_body, drain_seconds, outbox_retention;
     const char *database_url, *jwt_secret, *log_level;
     dapr_env_t dapr;
 } cfg;
@@ -57,6 +57,8 @@ static const config_entry_t config_table[] = {
     {"SHUTDOWN_DRAIN_SECONDS", CONFIG_INT, "10", false, 0, 300,
      "how long shutdown waits for requests in flight (and then for the outbox)", &cfg.drain_seconds,
      NULL},
+    {"OUTBOX_RETENTION_SECONDS", CONFIG_INT, "86400", false, 1, 31536000,
+     "published outbox rows are deleted after this long", &cfg.outbox_retention, NULL},
     DAPR_CONFIG_ENTRIES(&cfg.dapr),
 };
 
@@ -214,6 +216,7 @@ int main(int argc, char **argv)
             .table = "backend.outbox",
             .channel = "backend_outbox",
             .bus = {.pubsub = cfg.dapr.pubsub, .dapr = dc},
+            .retention_s = cfg.outbox_retention,
         };
         relay = outbox_relay_start(&oc);
         rc = relay ? 0 : TODO_EINTERNAL;
