@@ -3,7 +3,9 @@
 # a PostgreSQL cluster under the state directory, kafka-mock (Kafka), an SMTP server that saves
 # mail to a maildir, one dapr-sidecar (the project's Dapr sidecar) per service with the component
 # files of dapr/components, and the four services; prints how to call the API. Ctrl-C stops all
-# of it. State (database, JWT secret, mail, logs) stays in $TODO_STATE_DIR.
+# of it. State (database, JWT secret, mail, logs) stays in $TODO_STATE_DIR. Ports: PORT (backend,
+# 8000), TODO_PG_PORT (55432), TODO_SMTP_PORT (2525), TODO_SERVICE_PORTS ("8000 8001 8002 8003":
+# backend, notification, email, recurring) and TODO_SIDECAR_PORTS ("3500 3501 3502 3503").
 #
 #   scripts/run-local.sh          the stack, until Ctrl-C
 #   scripts/run-local.sh --demo   the stack, plus a task due in a minute whose reminder (10 s
@@ -17,7 +19,7 @@ case "${1:-}" in
   --demo) demo=true ;;
   "") ;;
   -h | --help)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -29,12 +31,15 @@ esac
 state=${TODO_STATE_DIR:-/var/tmp/todo-local}
 pg_port=${TODO_PG_PORT:-55432}
 smtp_port=${TODO_SMTP_PORT:-2525}
-backend_port=${PORT:-8000}
+read -r backend_port notification_port email_port recurring_port <<<"${TODO_SERVICE_PORTS:-${PORT:-8000} 8001 8002 8003}"
+read -r backend_dapr notification_dapr email_dapr recurring_dapr <<<"${TODO_SIDECAR_PORTS:-3500 3501 3502 3503}"
 pg_bin=/usr/lib/postgresql/15/bin
-bin=$root/build/bin
+build_dir=${TODO_BUILD_DIR:-$root/build}
+bin=$build_dir/bin
 
 scripts/deps.sh
-scripts/build.sh build
+# TODO_NO_BUILD=1 runs what TODO_BUILD_DIR (default build/) holds, as the test of this script does.
+[[ ${TODO_NO_BUILD:-} == 1 ]] || scripts/build.sh "$build_dir"
 
 mkdir -p "$state/logs" "$state/mail" "$state/kafka"
 chmod 755 "$state"
@@ -121,13 +126,15 @@ service() {
     "$bin/$exe"
 }
 
-service backend todo-backend "$backend_port" 3500 JWT_SECRET="$(cat "$state/jwt-secret")"
-service notification todo-notification 8001 3501 TASK_LINK_BASE="http://127.0.0.1:$backend_port/tasks/"
-service email todo-email 8002 3502 SMTP_URL="smtp://127.0.0.1:$smtp_port" \
-  MAIL_FROM="Todo <todo@localhost>"
-service recurring todo-recurring 8003 3503
+service backend todo-backend "$backend_port" "$backend_dapr" JWT_SECRET="$(cat "$state/jwt-secret")"
+service notification todo-notification "$notification_port" "$notification_dapr" \
+  TASK_LINK_BASE="http://127.0.0.1:$backend_port/tasks/"
+service email todo-email "$email_port" "$email_dapr" SMTP_URL="smtp://127.0.0.1:$smtp_port" \
+  MAIL_FROM=todo@localhost
+service recurring todo-recurring "$recurring_port" "$recurring_dapr"
 
-for s in backend:$backend_port notification:8001 email:8002 recurring:8003; do
+for s in backend:$backend_port notification:$notification_port email:$email_port \
+  recurring:$recurring_port; do
   name=${s%%:*} port=${s##*:}
   for i in "${!names[@]}"; do [[ ${names[i]} == "$name" ]] && pid=${pids[i]}; done
   for ((i = 0; i < 300; i++)); do
@@ -142,8 +149,8 @@ done
 cat <<INFO
 
 The system is up (logs in $state/logs, mail in $state/mail/new):
-  backend       http://127.0.0.1:$backend_port   (its sidecar on 3500)
-  notification  http://127.0.0.1:8001   email http://127.0.0.1:8002   recurring http://127.0.0.1:8003
+  backend       http://127.0.0.1:$backend_port   (its sidecar on $backend_dapr)
+  notification  http://127.0.0.1:$notification_port   email http://127.0.0.1:$email_port   recurring http://127.0.0.1:$recurring_port
   Kafka         $kafka_brokers (kafka-mock)    SMTP 127.0.0.1:$smtp_port    PostgreSQL 127.0.0.1:$pg_port
 
   TOKEN=\$(TODO_STATE_DIR=$state scripts/token.sh alice alice@example.com)

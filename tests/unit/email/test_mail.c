@@ -342,9 +342,12 @@ static void test_build(void)
     CHECK_INT(mail_build(&r, &p, &m), 0);
     for (size_t i = 0; i < m.nheaders; i++) {
         /* The only line breaks in a header are foldings (CRLF SP). */
-        for (const char *c = m.headers[i]; *c; c++)
-            if (*c == '\r' || *c == '\n')
-                CHECK(c[0] == '\r' && c[1] == '\n' && c[2] == ' ' && c[-1] != '\n');
+        for (const char *c = m.headers[i]; *c; c++) {
+            if (*c == '\r')
+                CHECK(c[1] == '\n' && c[2] == ' ');
+            if (*c == '\n')
+                CHECK(c[-1] == '\r' && c[1] == ' ');
+        }
         CHECK(strncmp(m.headers[i], "Bcc", 3) != 0);
     }
     char *subject = decode_header(header(&m, "Subject"));

@@ -32,6 +32,9 @@ static struct {
     bool silent;          /* never answer anything */
     bool drop_after_data; /* close instead of answering the end of the data */
     bool kick_next_mail;  /* answer the next MAIL FROM with 421 and close */
+    /* Keep the transaction open after a refused end of data (aiosmtpd does so after a handler
+     * error): a client reusing the connection without RSET then gets "nested MAIL". */
+    bool sticky_refusals;
     bool advertise_auth;
     /* What happened. */
     int connections, mails;
@@ -80,6 +83,7 @@ static void serve(int fd)
 {
     buf_t in;
     char line[8192];
+    bool in_tx = false; /* a MAIL FROM was accepted and no end of data or RSET came since */
     buf_init(&in, 1 << 20);
     pthread_mutex_lock(&srv.lock);
     srv.connections++;
@@ -105,8 +109,9 @@ static void serve(int fd)
                     goto out;
             }
             pthread_mutex_lock(&srv.lock);
-            snprintf(srv.auth_line, sizeof(srv.auth_line), "%s%s%s", line, creds[0] ? " " : "",
-                     creds);
+            if (snprintf(srv.auth_line, sizeof(srv.auth_line), "%.100s%s%s", line,
+                         creds[0] ? " " : "", creds) < 0)
+                srv.auth_line[0] = '\0';
             pthread_mutex_unlock(&srv.lock);
             say(fd, pick(srv.auth_reply, "235 2.7.0 Authentication successful"));
         } else if (strncasecmp(line, "MAIL FROM:", 10) == 0) {
@@ -115,7 +120,13 @@ static void serve(int fd)
                 say(fd, "421 4.4.2 fake: idle for too long, closing");
                 goto out;
             }
-            say(fd, pick(srv.mail_reply, "250 2.1.0 OK"));
+            if (in_tx) {
+                say(fd, "503 5.5.1 Error: nested MAIL command");
+                continue;
+            }
+            const char *reply = pick(srv.mail_reply, "250 2.1.0 OK");
+            in_tx = reply[0] == '2';
+            say(fd, reply);
         } else if (strncasecmp(line, "RCPT TO:", 8) == 0) {
             say(fd, pick(srv.rcpt_reply, "250 2.1.5 OK"));
         } else if (strcasecmp(line, "DATA") == 0) {
@@ -141,6 +152,7 @@ static void serve(int fd)
             if (!ended || srv.drop_after_data)
                 goto out;
             const char *reply = pick(srv.eod_reply, "250 2.0.0 Ok: queued as 42");
+            in_tx = srv.sticky_refusals && reply[0] != '2';
             if (reply[0] == '2') {
                 pthread_mutex_lock(&srv.lock);
                 srv.mails++;
@@ -151,6 +163,7 @@ static void serve(int fd)
             say(fd, "221 2.0.0 Bye");
             goto out;
         } else if (strcasecmp(line, "RSET") == 0 || strcasecmp(line, "NOOP") == 0) {
+            in_tx = in_tx && strcasecmp(line, "NOOP") == 0;
             say(fd, "250 2.0.0 OK");
         } else {
             say(fd, "502 5.5.2 Error: command not recognized");
@@ -192,6 +205,7 @@ static void script_reset(void)
     srv.greeting = srv.auth_reply = srv.mail_reply = srv.rcpt_reply = srv.data_reply = NULL;
     srv.eod_reply = NULL;
     srv.silent = srv.drop_after_data = srv.kick_next_mail = false;
+    srv.sticky_refusals = true;
     srv.advertise_auth = true;
     srv.connections = srv.mails = 0;
     srv.auth_line[0] = '\0';
@@ -357,9 +371,18 @@ static void test_sessions(void)
          SMTP_STAGE_AUTH, 535},
         {&srv.greeting, "554 5.7.1 No service for you", SMTP_TRANSIENT, SMTP_STAGE_CONNECT, 554},
     };
+    smtp_free(s); /* the scripted server serves one connection at a time */
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool at_connect = cases[i].stage <= SMTP_STAGE_AUTH;
         script_reset();
+        s = client("todo", false, 5000);
+        /* Refusals within a transaction come on a kept connection, after a good mail. */
+        if (!at_connect)
+            CHECK_INT(smtp_send(s, "somebody@example.com", &m, &res), SMTP_SENT);
+        pthread_mutex_lock(&srv.lock);
         *cases[i].slot = cases[i].reply;
+        srv.mails = 0;
+        pthread_mutex_unlock(&srv.lock);
         CHECK_INT(smtp_send(s, "nobody@example.com", &m, &res), cases[i].want);
         CHECK_INT(res.stage, cases[i].stage);
         CHECK_INT(res.code, cases[i].code);
@@ -368,7 +391,15 @@ static void test_sessions(void)
         CHECK_INT(srv.mails, 0);
         if (res.stage != cases[i].stage)
             fprintf(stderr, "  case %zu (%s): stage %d\n", i, cases[i].reply, (int)res.stage);
+        /* After the refusal the next mail goes through, on a clean session (no "nested MAIL"). */
+        pthread_mutex_lock(&srv.lock);
+        *cases[i].slot = NULL;
+        pthread_mutex_unlock(&srv.lock);
+        CHECK_INT(smtp_send(s, "nobody@example.com", &m, &res), SMTP_SENT);
+        CHECK_INT(srv.mails, 1);
+        smtp_free(s);
     }
+    s = client("todo", false, 5000);
 
     /* The connection drops after the data, before the answer: in passing (and ambiguous). */
     script_reset();
