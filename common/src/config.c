@@ -157,14 +157,41 @@ static void clear(const config_entry_t *e)
         *(const char **)e->dest = NULL;
 }
 
-/* Echoes a bad value back, shortened and with unprintable bytes replaced. */
+/* Appends a string value with any password in a URL ("scheme://user:pass@") or a libpq
+ * keyword list ("password=…") replaced by ***. */
+static int put_masked(buf_t *b, const char *v)
+{
+    const char *scheme = strstr(v, "://");
+    if (scheme) {
+        const char *user = scheme + 3;
+        size_t span = strcspn(user, "/?#");
+        const char *at = memrchr(user, '@', span); /* a password may itself hold '@' */
+        const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
+        if (colon)
+            return buf_printf(b, "%.*s***%s", (int)(colon + 1 - v), v, at);
+    }
+    const char *pw = strstr(v, "password=");
+    if (pw && (pw == v || pw[-1] == ' ')) {
+        const char *rest = pw + strlen("password=");
+        rest += strcspn(rest, " ");
+        return buf_printf(b, "%.*spassword=***%s", (int)(pw - v), v, rest);
+    }
+    return buf_puts(b, v);
+}
+
+/* Echoes a bad value back with any password in it masked (put_masked), shortened, and with
+ * unprintable bytes replaced. */
 static void print_value(const char *v)
 {
-    size_t len = strlen(v);
+    buf_t b;
+    buf_init(&b, 0);
+    const char *shown = put_masked(&b, v) == 0 ? b.data : "";
+    size_t len = strlen(shown);
     fputc('"', stderr);
     for (size_t i = 0; i < len && i < CONFIG_SHOWN_MAX; i++)
-        fputc(v[i] >= 0x20 && v[i] < 0x7f ? v[i] : '?', stderr);
+        fputc(shown[i] >= 0x20 && shown[i] < 0x7f ? shown[i] : '?', stderr);
     fputs(len > CONFIG_SHOWN_MAX ? "\"..." : "\"", stderr);
+    buf_dispose(&b);
 }
 
 int config_main(const char *service, const config_entry_t *tab, size_t n, int argc, char **argv)
@@ -223,28 +250,6 @@ int config_main(const char *service, const config_entry_t *tab, size_t n, int ar
         return 0;
     }
     return -1;
-}
-
-/* Appends a string value with any password in a URL ("scheme://user:pass@") or a libpq
- * keyword list ("password=…") replaced by ***. */
-static int put_masked(buf_t *b, const char *v)
-{
-    const char *scheme = strstr(v, "://");
-    if (scheme) {
-        const char *user = scheme + 3;
-        size_t span = strcspn(user, "/?#");
-        const char *at = memrchr(user, '@', span); /* a password may itself hold '@' */
-        const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
-        if (colon)
-            return buf_printf(b, "%.*s***%s", (int)(colon + 1 - v), v, at);
-    }
-    const char *pw = strstr(v, "password=");
-    if (pw && (pw == v || pw[-1] == ' ')) {
-        const char *rest = pw + strlen("password=");
-        rest += strcspn(rest, " ");
-        return buf_printf(b, "%.*spassword=***%s", (int)(pw - v), v, rest);
-    }
-    return buf_puts(b, v);
 }
 
 void config_log(const char *service, const config_entry_t *tab, size_t n)

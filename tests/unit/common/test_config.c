@@ -178,6 +178,13 @@ int main(void)
     CHECK(strstr(err_text, "short12") == NULL); /* a secret's value is never echoed */
     CHECK(strstr(err_text, "abcdefghijk") == NULL);
     expect_bad("T_NAME", "abcdefghijk", "abcdefghijk"); /* other values are */
+    /* ... with any password in them masked */
+    expect_bad("T_MODE", "smtp://u:hunter22pw@mail:25", "must be fast or slow");
+    CHECK(strstr(err_text, "smtp://u:***@mail:25") != NULL);
+    CHECK(strstr(err_text, "hunter22pw") == NULL);
+    expect_bad("T_MODE", "host=db password=hunter22pw", "must be fast or slow");
+    CHECK(strstr(err_text, "password=***") != NULL);
+    CHECK(strstr(err_text, "hunter22pw") == NULL);
 
     good_env();
     unsetenv("T_SECRET");
