@@ -74,13 +74,16 @@ cleanup() {
   done
   as_pg "$pg_bin/pg_ctl" -D "$state/pg" -m fast -w stop >/dev/null || true
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'cleanup; exit 0' INT TERM
 
-# start NAME COMMAND...: a process in the background, its output in logs/NAME.log.
+# start NAME COMMAND...: a process in the background, its output in logs/NAME.log. Each runs in a
+# session of its own, so that Ctrl-C reaches only this script, which then stops them in order
+# (a second signal would make a service exit at once, without its drain).
 start() {
   local name=$1
   shift
-  "$@" >>"$state/logs/$name.log" 2>&1 &
+  setsid "$@" >>"$state/logs/$name.log" 2>&1 &
   pids+=($!)
   names+=("$name")
 }
@@ -110,6 +113,7 @@ done
 kafka_brokers=$(cat "$state/kafka/bootstrap")
 
 # SMTP: Debian's aiosmtpd, saving every message to the maildir $state/mail.
+mkdir -p "$state/mail/tmp" "$state/mail/new" "$state/mail/cur"
 start smtp /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" \
   -c aiosmtpd.handlers.Mailbox "$state/mail"
 
@@ -165,13 +169,14 @@ if $demo; then
   token=$(TODO_STATE_DIR=$state scripts/token.sh demo demo@example.com)
   due=$(date -u -d '+60 seconds' +%Y-%m-%dT%H:%M:%SZ)
   remind=$(date -u -d '+50 seconds' +%Y-%m-%dT%H:%M:%SZ)
-  before=$(ls "$state/mail/new" 2>/dev/null | wc -l)
+  mails() { { find "$state/mail/new" -type f 2>/dev/null || true; } | wc -l; }
+  before=$(mails)
   curl -fsS -X POST "http://127.0.0.1:$backend_port/api/demo/tasks" \
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d "{\"title\":\"Demo: stretch your legs\",\"due_at\":\"$due\",\"remind_at\":\"$remind\",\"description\":\"A reminder from the local demo.\"}" >/dev/null
   echo "run-local: demo task created, due $due; its reminder is mailed 10 s before (about 50 s)"
   for ((i = 0; i < 900; i++)); do
-    now=$(ls "$state/mail/new" 2>/dev/null | wc -l)
+    now=$(mails)
     if ((now > before)); then
       echo "run-local: the reminder arrived:"
       echo "----------------------------------------------------------------------------------"

@@ -98,7 +98,9 @@ static void wait_for(outbox_relay_t *r, int fd, int64_t ms)
 
 static void lose_lead(outbox_relay_t *r, const char *why)
 {
-    if (r->leader)
+    if (r->leader && atomic_load(&r->stopping))
+        log_info("outbox", "%s: no longer publishing (%s)", r->table, why);
+    else if (r->leader)
         log_warn("outbox", "%s: no longer publishing (%s)", r->table, why);
     r->leader = false;
     atomic_store(&r->is_leader, false);
