@@ -9,6 +9,7 @@ packages=(
   libcurl4-openssl-dev libyaml-dev librdkafka-dev libhiredis-dev
   postgresql postgresql-client redis-server python3 python3-aiosmtpd
   wrk
+  nodejs
   buildah debootstrap python3-jsonschema python3-yaml
 )
 
@@ -28,4 +29,17 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm: part of NodeSource's nodejs package where that is installed (and then Debian's npm
+# package conflicts with it); a separate Debian package otherwise.
+if ! command -v npm >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: npm is missing; run as root (sudo) to install it" >&2
+    exit 1
+  fi
+  echo "deps: installing npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends npm
 fi

@@ -37,6 +37,11 @@ int broker_subscribe(broker_t *b, const char *topic, broker_handler_fn fn, void 
     return b->ops->subscribe(b, topic, fn, arg);
 }
 
+int broker_start(broker_t *b)
+{
+    return b->ops->start ? b->ops->start(b) : 0;
+}
+
 void broker_stop(broker_t *b)
 {
     if (b)

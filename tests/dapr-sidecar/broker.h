@@ -47,8 +47,13 @@ typedef struct broker broker_t;
 broker_t *broker_new(const res_component_t *c, const char *app_id, char **err);
 void broker_free(broker_t *b);
 int broker_publish(broker_t *b, const broker_msg_t *msg) TODO_WUR;
-/* Starts consuming topic in the component's consumer group; handler runs on broker threads. */
+/* Subscribes topic in the component's consumer group; handler (borrowed, as arg) runs on broker
+ * threads. Redis consumes from here on. Kafka consumes the topics subscribed before broker_start
+ * from broker_start on, with one join of the group (one member per component, as daprd's Kafka
+ * component); a topic subscribed after it is consumed at once (the group rebalances). */
 int broker_subscribe(broker_t *b, const char *topic, broker_handler_fn fn, void *arg) TODO_WUR;
+/* Consumes every topic subscribed so far (see broker_subscribe). */
+int broker_start(broker_t *b) TODO_WUR;
 /* Stops consuming: in-flight handlers finish first. */
 void broker_stop(broker_t *b);
 

@@ -9,6 +9,8 @@ struct broker_ops {
     void (*free)(broker_t *b);
     int (*publish)(broker_t *b, const broker_msg_t *msg) TODO_WUR;
     int (*subscribe)(broker_t *b, const char *topic, broker_handler_fn fn, void *arg) TODO_WUR;
+    /* NULL when consuming starts at subscribe. */
+    int (*start)(broker_t *b) TODO_WUR;
     void (*stop)(broker_t *b);
 };
 

@@ -1,6 +1,7 @@
 /* The pubsub.kafka component on librdkafka (DAPR-CONTRACT §3.3, §3.4, §3.6): a synchronous
- * idempotent producer, and per subscribed topic a consumer in the component's group that hands
- * each assigned partition's messages to the handler one at a time on its own worker thread. */
+ * idempotent producer, and one consumer in the component's group for all its subscribed topics
+ * (one group member per component, as daprd's Kafka component), which hands each assigned
+ * partition's messages to the topic's handler one at a time on the partition's own worker. */
 #include <errno.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -26,6 +27,7 @@
 #define MODULE             "broker.kafka"
 #define PUBLISH_TIMEOUT_MS 30000 /* delivery report deadline of a publish */
 #define COMMIT_TIMEOUT_MS  10000
+#define COMMITTED_MS       5000 /* reading the group's committed offsets at an assignment */
 #define POLL_MS            100
 #define MAX_SUBSCRIPTIONS  64
 #define MAX_PARTITIONS     1024
@@ -35,38 +37,41 @@
 #define QUEUE_LOW_BYTES    (1 << 20)
 
 typedef struct kafka_broker kafka_broker_t;
-typedef struct kafka_sub kafka_sub_t;
+
+/* A subscribed topic and its handler; entries are never removed while the broker lives. */
+typedef struct {
+    char *name;
+    broker_handler_fn fn;
+    void *arg;
+} kafka_topic_t;
 
 /* One assigned partition's worker: the poll thread appends the partition's messages to its
  * queue; the worker hands them to the handler one at a time. */
 typedef struct {
-    kafka_sub_t *sub;
+    kafka_broker_t *kb;
+    const kafka_topic_t *topic; /* borrowed from kb->topics */
     int32_t partition;
     rd_kafka_queue_t *commit_queue;
     pthread_t thread;
-    pthread_mutex_t lock; /* the fields below */
+    pthread_mutex_t lock; /* the fields below up to bytes */
     pthread_cond_t cond;  /* a message queued, or stop; also wakes a back-off wait */
     bool stop;
     bool paused;                /* fetching paused because the queue is long */
     rd_kafka_message_t **queue; /* ring buffer */
     size_t head, count, cap;
     size_t bytes; /* payload bytes queued */
+    /* Written by the worker thread only, read once it was joined. */
+    int64_t acked;     /* offset after the last ACKed message, -1 = none */
+    int64_t committed; /* offset the last successful commit stored, -1 = none */
 } kafka_worker_t;
 
-/* One subscribed topic: a consumer in the group with its poll thread and partition workers. */
-struct kafka_sub {
-    kafka_broker_t *kb;
-    char *topic;
-    broker_handler_fn fn;
-    void *arg;
-    rd_kafka_t *rk;
-    pthread_t poll_thread;
-    atomic_bool stopping;
-    bool running; /* poll thread started and not yet joined */
-    /* Touched only by the poll thread (rebalance callback) or after it was joined. */
-    kafka_worker_t *workers[MAX_PARTITIONS];
-    size_t nworkers;
-};
+/* A partition revoked while the offset after its last ACKed message was not committed (the
+ * group was rebalancing); applied when the next assignment gives the partition back. */
+typedef struct {
+    const kafka_topic_t *topic;
+    int32_t partition;
+    int64_t offset;
+} kafka_pending_t;
 
 typedef enum { BACKOFF_CONSTANT, BACKOFF_EXPONENTIAL } backoff_policy_t;
 
@@ -89,10 +94,21 @@ struct kafka_broker {
     int64_t duration_ms, initial_ms, max_interval_ms, max_elapsed_ms, max_retries;
     double multiplier, randomization;
     rd_kafka_t *producer;
-    pthread_mutex_t lock; /* subs, stopped */
-    kafka_sub_t *subs[MAX_SUBSCRIPTIONS];
-    size_t nsubs;
-    bool stopped;
+    pthread_mutex_t subscribe_lock; /* serialises subscribe, start and stop */
+    pthread_mutex_t lock;           /* topics, ntopics, started, stopped */
+    kafka_topic_t topics[MAX_SUBSCRIPTIONS];
+    size_t ntopics;
+    bool started, stopped;
+    /* The consumer: created by broker_start (or the first subscribe after it). */
+    rd_kafka_t *consumer;
+    pthread_t poll_thread;
+    bool polling; /* poll thread started and not yet joined */
+    atomic_bool stopping;
+    /* Touched only by the poll thread (rebalance callback) or after it was joined. */
+    kafka_worker_t *workers[MAX_PARTITIONS];
+    size_t nworkers;
+    kafka_pending_t pending[MAX_PARTITIONS];
+    size_t npending;
 };
 
 /* A publish waiting for its delivery report; freed by whichever side lets go last. */
@@ -568,8 +584,7 @@ static void strings_dispose(strings_t *st)
     st->nowned = 0;
 }
 
-/* Waits ms or until the worker (or its whole subscription) is told to stop; true when
- * stopping. */
+/* Waits ms or until the worker (or the whole consumer) is told to stop; true when stopping. */
 static bool wait_or_stop(kafka_worker_t *w, int64_t ms)
 {
     int64_t deadline = time_mono_usec() + ms * 1000;
@@ -577,11 +592,11 @@ static bool wait_or_stop(kafka_worker_t *w, int64_t ms)
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        stop = w->stop || atomic_load(&w->sub->stopping);
+        stop = w->stop || atomic_load(&w->kb->stopping);
         int64_t left = deadline - time_mono_usec();
         if (stop || left <= 0)
             break;
-        /* Slices of at most 100 ms, so that a stop of the subscription is seen promptly. */
+        /* Slices of at most 100 ms, so that a stop of the consumer is seen promptly. */
         if (left > 100000)
             left = 100000;
         struct timespec ts;
@@ -602,8 +617,7 @@ typedef enum { HANDLED_ACK, HANDLED_GAVE_UP, HANDLED_ABORTED } handled_t;
  * default constant 5 s forever; when retries run out the message is logged and skipped. */
 static handled_t handle_message(kafka_worker_t *w, const rd_kafka_message_t *m)
 {
-    kafka_sub_t *sub = w->sub;
-    const kafka_broker_t *kb = sub->kb;
+    const kafka_broker_t *kb = w->kb;
     broker_msg_t view;
     strings_t st;
     char nums[3][24];
@@ -613,7 +627,7 @@ static handled_t handle_message(kafka_worker_t *w, const rd_kafka_message_t *m)
 
     message_view(kb, m, &view, &st, nums);
     for (;;) {
-        if (sub->fn(&view, sub->arg) == BROKER_ACK) {
+        if (w->topic->fn(&view, w->topic->arg) == BROKER_ACK) {
             result = HANDLED_ACK;
             break;
         }
@@ -660,16 +674,16 @@ static handled_t handle_message(kafka_worker_t *w, const rd_kafka_message_t *m)
     return result;
 }
 
-/* Commits offset+1 of m and waits for the coordinator's answer (bounded). */
-static void commit_message(kafka_worker_t *w, const rd_kafka_message_t *m)
+/* Commits offset+1 of m and waits for the coordinator's answer (bounded); true when stored. */
+static bool commit_message(kafka_worker_t *w, const rd_kafka_message_t *m)
 {
-    kafka_sub_t *sub = w->sub;
+    kafka_broker_t *kb = w->kb;
     rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
     rd_kafka_event_t *ev;
 
-    rd_kafka_topic_partition_list_add(offs, sub->topic, m->partition)->offset = m->offset + 1;
-    err = rd_kafka_commit_queue(sub->rk, offs, w->commit_queue, NULL, NULL);
+    rd_kafka_topic_partition_list_add(offs, w->topic->name, m->partition)->offset = m->offset + 1;
+    err = rd_kafka_commit_queue(kb->consumer, offs, w->commit_queue, NULL, NULL);
     if (!err) {
         ev = rd_kafka_queue_poll(w->commit_queue, COMMIT_TIMEOUT_MS);
         if (!ev)
@@ -685,12 +699,15 @@ static void commit_message(kafka_worker_t *w, const rd_kafka_message_t *m)
             rd_kafka_event_destroy(ev);
         }
     }
+    /* A commit refused while the group rebalances is made good at the next assignment when the
+     * partition comes back (resume_pending); otherwise the next owner gets the message again. */
     if (err)
         log_warn(MODULE,
-                 "%s: commit of %s/%" PRId32 " offset %" PRId64 ": %s (the message may "
-                 "be delivered again)",
-                 sub->kb->name, sub->topic, m->partition, m->offset + 1, rd_kafka_err2str(err));
+                 "%s: commit of %s/%" PRId32 " offset %" PRId64 ": %s (kept for the next "
+                 "assignment, or the message may be delivered again)",
+                 kb->name, w->topic->name, m->partition, m->offset + 1, rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(offs);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 /* Pauses or resumes fetching of the worker's partition; called with w->lock held (librdkafka
@@ -700,16 +717,15 @@ static void set_paused(kafka_worker_t *w, bool pause)
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
 
-    rd_kafka_topic_partition_list_add(l, w->sub->topic, w->partition);
-    err = pause ? rd_kafka_pause_partitions(w->sub->rk, l)
-                : rd_kafka_resume_partitions(w->sub->rk, l);
+    rd_kafka_topic_partition_list_add(l, w->topic->name, w->partition);
+    err = pause ? rd_kafka_pause_partitions(w->kb->consumer, l)
+                : rd_kafka_resume_partitions(w->kb->consumer, l);
     if (err)
-        log_warn(MODULE, "%s: %s %s/%" PRId32 ": %s", w->sub->kb->name,
-                 pause ? "pausing" : "resuming", w->sub->topic, w->partition,
-                 rd_kafka_err2str(err));
+        log_warn(MODULE, "%s: %s %s/%" PRId32 ": %s", w->kb->name, pause ? "pausing" : "resuming",
+                 w->topic->name, w->partition, rd_kafka_err2str(err));
     else
-        log_debug(MODULE, "%s: %s %s/%" PRId32 " with %zu message(s) queued", w->sub->kb->name,
-                  pause ? "paused" : "resumed", w->sub->topic, w->partition, w->count);
+        log_debug(MODULE, "%s: %s %s/%" PRId32 " with %zu message(s) queued", w->kb->name,
+                  pause ? "paused" : "resumed", w->topic->name, w->partition, w->count);
     w->paused = pause;
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -720,8 +736,8 @@ static void *worker_main(void *arg)
     kafka_worker_t *w = arg;
 
     pthread_mutex_lock(&w->lock);
-    /* A stop of the subscription (broker_stop) ends the worker after its in-flight message. */
-    while (!w->stop && !atomic_load(&w->sub->stopping)) {
+    /* A stop of the consumer (broker_stop) ends the worker after its in-flight message. */
+    while (!w->stop && !atomic_load(&w->kb->stopping)) {
         if (w->count == 0) {
             pthread_cond_wait(&w->cond, &w->lock);
             continue;
@@ -736,8 +752,11 @@ static void *worker_main(void *arg)
 
         handled_t h = handle_message(w, m);
         /* Skipped messages are not committed themselves; the next ACK commits past them. */
-        if (h == HANDLED_ACK)
-            commit_message(w, m);
+        if (h == HANDLED_ACK) {
+            w->acked = m->offset + 1;
+            if (commit_message(w, m))
+                w->committed = m->offset + 1;
+        }
         rd_kafka_message_destroy(m);
         pthread_mutex_lock(&w->lock);
     }
@@ -778,10 +797,16 @@ static void worker_stop_signal(kafka_worker_t *w)
 }
 
 /* Joins a worker (after its in-flight message), drops what it had not started (uncommitted, so
- * the partition's next owner gets it) and frees it. */
-static void worker_free(kafka_worker_t *w)
+ * the partition's next owner gets it) and frees it. On a revoke, an ACKed offset that could not
+ * be committed is kept in kb->pending. */
+static void worker_free(kafka_worker_t *w, bool revoked)
 {
+    kafka_broker_t *kb = w->kb;
+
     pthread_join(w->thread, NULL);
+    if (revoked && w->acked > w->committed && kb->npending < MAX_PARTITIONS)
+        kb->pending[kb->npending++] =
+            (kafka_pending_t){.topic = w->topic, .partition = w->partition, .offset = w->acked};
     if (w->paused)
         set_paused(w, false);
     for (size_t i = 0; i < w->count; i++)
@@ -793,51 +818,70 @@ static void worker_free(kafka_worker_t *w)
     free(w);
 }
 
-static void stop_workers(kafka_sub_t *sub, const rd_kafka_topic_partition_list_t *parts)
+/* Stops the workers of parts (all when NULL), each after its in-flight message; they finish in
+ * parallel. */
+static void stop_workers(kafka_broker_t *kb, const rd_kafka_topic_partition_list_t *parts)
 {
     size_t kept = 0;
     bool stopped[MAX_PARTITIONS];
 
-    for (size_t i = 0; i < sub->nworkers; i++) {
-        kafka_worker_t *w = sub->workers[i];
+    for (size_t i = 0; i < kb->nworkers; i++) {
+        kafka_worker_t *w = kb->workers[i];
         bool match = !parts;
         for (int j = 0; parts && j < parts->cnt; j++)
             if (parts->elems[j].partition == w->partition &&
-                strcmp(parts->elems[j].topic, sub->topic) == 0)
+                strcmp(parts->elems[j].topic, w->topic->name) == 0)
                 match = true;
         stopped[i] = match;
         if (match)
             worker_stop_signal(w);
     }
-    for (size_t i = 0; i < sub->nworkers; i++) {
-        kafka_worker_t *w = sub->workers[i];
+    for (size_t i = 0; i < kb->nworkers; i++) {
+        kafka_worker_t *w = kb->workers[i];
         if (stopped[i])
-            worker_free(w);
+            worker_free(w, parts != NULL);
         else
-            sub->workers[kept++] = w;
+            kb->workers[kept++] = w;
     }
-    sub->nworkers = kept;
+    kb->nworkers = kept;
 }
 
-static kafka_worker_t *find_worker(kafka_sub_t *sub, int32_t partition)
+static kafka_worker_t *find_worker(kafka_broker_t *kb, const char *topic, int32_t partition)
 {
-    for (size_t i = 0; i < sub->nworkers; i++)
-        if (sub->workers[i]->partition == partition)
-            return sub->workers[i];
+    for (size_t i = 0; i < kb->nworkers; i++)
+        if (kb->workers[i]->partition == partition &&
+            strcmp(kb->workers[i]->topic->name, topic) == 0)
+            return kb->workers[i];
     return NULL;
 }
 
-static int start_worker(kafka_sub_t *sub, int32_t partition)
+/* The subscribed topic named name (borrowed), or NULL. */
+static const kafka_topic_t *find_topic(kafka_broker_t *kb, const char *name)
+{
+    const kafka_topic_t *t = NULL;
+
+    pthread_mutex_lock(&kb->lock);
+    for (size_t i = 0; i < kb->ntopics && !t; i++)
+        if (strcmp(kb->topics[i].name, name) == 0)
+            t = &kb->topics[i];
+    pthread_mutex_unlock(&kb->lock);
+    return t;
+}
+
+static int start_worker(kafka_broker_t *kb, const kafka_topic_t *t, int32_t partition)
 {
     kafka_worker_t *w;
     pthread_condattr_t ca;
 
-    if (sub->nworkers == MAX_PARTITIONS || find_worker(sub, partition))
+    if (kb->nworkers == MAX_PARTITIONS || find_worker(kb, t->name, partition))
         return TODO_EINTERNAL;
     w = xcalloc(1, sizeof(*w));
-    w->sub = sub;
+    w->kb = kb;
+    w->topic = t;
     w->partition = partition;
-    w->commit_queue = rd_kafka_queue_new(sub->rk);
+    w->acked = -1;
+    w->committed = -1;
+    w->commit_queue = rd_kafka_queue_new(kb->consumer);
     pthread_mutex_init(&w->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -850,8 +894,92 @@ static int start_worker(kafka_sub_t *sub, int32_t partition)
         free(w);
         return TODO_EINTERNAL;
     }
-    sub->workers[sub->nworkers++] = w;
+    kb->workers[kb->nworkers++] = w;
     return 0;
+}
+
+/* A partition given back by the assignment right after the revoke that left an ACKed offset
+ * uncommitted starts after that message, and the offset is committed now, unless the group
+ * committed further meanwhile. librdkafka's mock cluster refuses commits while the group is
+ * joining, where Kafka accepts them (in PreparingRebalance) and sarama commits before it
+ * rejoins: without this, every rebalance would deliver again what daprd does not. */
+static void resume_pending(kafka_broker_t *kb, rd_kafka_t *rk,
+                           rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *query = NULL, *commit = NULL;
+    rd_kafka_resp_err_t err;
+
+    if (kb->npending == 0)
+        return;
+    query = rd_kafka_topic_partition_list_new((int)kb->npending);
+    for (size_t i = 0; i < kb->npending; i++)
+        for (int j = 0; j < parts->cnt; j++)
+            if (parts->elems[j].partition == kb->pending[i].partition &&
+                strcmp(parts->elems[j].topic, kb->pending[i].topic->name) == 0)
+                rd_kafka_topic_partition_list_add(query, parts->elems[j].topic,
+                                                  parts->elems[j].partition);
+    if (query->cnt == 0)
+        goto out;
+    err = rd_kafka_committed(rk, query, COMMITTED_MS);
+    log_debug(MODULE, "%s: reading %d committed offset(s): %s", kb->name, query->cnt,
+              rd_kafka_err2str(err));
+    if (err) {
+        log_warn(MODULE, "%s: reading the committed offsets of group %s: %s", kb->name, kb->group,
+                 rd_kafka_err2str(err));
+        goto out;
+    }
+    commit = rd_kafka_topic_partition_list_new(query->cnt);
+    for (int q = 0; q < query->cnt; q++) {
+        const rd_kafka_topic_partition_t *c = &query->elems[q];
+        int64_t want = -1;
+        for (size_t i = 0; i < kb->npending; i++)
+            if (kb->pending[i].partition == c->partition &&
+                strcmp(kb->pending[i].topic->name, c->topic) == 0)
+                want = kb->pending[i].offset;
+        log_debug(MODULE,
+                  "%s: %s/%" PRId32 ": committed offset %" PRId64 " (%s), handled up to %" PRId64,
+                  kb->name, c->topic, c->partition, c->offset, rd_kafka_err2str(c->err), want);
+        if (c->err || (c->offset >= 0 && c->offset >= want))
+            continue;
+        for (int j = 0; j < parts->cnt; j++)
+            if (parts->elems[j].partition == c->partition &&
+                strcmp(parts->elems[j].topic, c->topic) == 0)
+                parts->elems[j].offset = want;
+        rd_kafka_topic_partition_list_add(commit, c->topic, c->partition)->offset = want;
+        log_info(MODULE,
+                 "%s: %s/%" PRId32 " resumes at offset %" PRId64
+                 ", after the message handled before the rebalance",
+                 kb->name, c->topic, c->partition, want);
+    }
+    if (commit->cnt > 0 && (err = rd_kafka_commit(rk, commit, 1)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        log_warn(MODULE, "%s: committing the resumed offsets: %s", kb->name, rd_kafka_err2str(err));
+out:
+    kb->npending = 0; /* partitions not given back now belong to other members */
+    if (query)
+        rd_kafka_topic_partition_list_destroy(query);
+    if (commit)
+        rd_kafka_topic_partition_list_destroy(commit);
+}
+
+/* Logs what an assignment or revoke did: one line in all (also for none), one per topic. */
+static void log_partitions(kafka_broker_t *kb, const char *what,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    log_info(MODULE, "%s: group %s %s %d partition(s) in all", kb->name, kb->group, what,
+             parts ? parts->cnt : 0);
+    for (int i = 0; parts && i < parts->cnt; i++) {
+        bool first = true;
+        int n = 0;
+        for (int j = 0; j < parts->cnt; j++) {
+            if (strcmp(parts->elems[j].topic, parts->elems[i].topic) != 0)
+                continue;
+            first = first && j >= i;
+            n++;
+        }
+        if (first)
+            log_info(MODULE, "%s: group %s %s %d partition(s) of %s", kb->name, kb->group, what, n,
+                     parts->elems[i].topic);
+    }
 }
 
 /* Eager rebalance: a revoke stops the partitions' workers after their in-flight message (what
@@ -860,23 +988,26 @@ static int start_worker(kafka_sub_t *sub, int32_t partition)
 static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    kafka_sub_t *sub = opaque;
+    kafka_broker_t *kb = opaque;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        for (int i = 0; i < parts->cnt; i++)
-            if (start_worker(sub, parts->elems[i].partition) != 0)
+        resume_pending(kb, rk, parts);
+        for (int i = 0; i < parts->cnt; i++) {
+            const kafka_topic_t *t = find_topic(kb, parts->elems[i].topic);
+            if (!t || start_worker(kb, t, parts->elems[i].partition) != 0)
                 log_error(MODULE,
                           "%s: no worker for %s/%" PRId32 "; its messages are left to "
                           "other members",
-                          sub->kb->name, sub->topic, parts->elems[i].partition);
+                          kb->name, parts->elems[i].topic, parts->elems[i].partition);
+        }
         rd_kafka_assign(rk, parts);
-        log_info(MODULE, "%s: group %s assigned %d partition(s) of %s", sub->kb->name,
-                 sub->kb->group, parts->cnt, sub->topic);
+        log_partitions(kb, "assigned", parts);
     } else {
-        stop_workers(sub, parts);
+        log_partitions(kb, "revoking", parts); /* each after its delivery in flight */
+        stop_workers(kb, parts);
         rd_kafka_assign(rk, NULL);
-        log_info(MODULE, "%s: group %s revoked %d partition(s) of %s", sub->kb->name,
-                 sub->kb->group, parts ? parts->cnt : 0, sub->topic);
+        log_info(MODULE, "%s: group %s revoked %d partition(s)", kb->name, kb->group,
+                 parts ? parts->cnt : 0);
     }
 }
 
@@ -884,24 +1015,25 @@ static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * worker. */
 static void *poll_main(void *arg)
 {
-    kafka_sub_t *sub = arg;
+    kafka_broker_t *kb = arg;
 
-    while (!atomic_load(&sub->stopping)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(sub->rk, POLL_MS);
+    while (!atomic_load(&kb->stopping)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(kb->consumer, POLL_MS);
         if (!m)
             continue;
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                log_warn(MODULE, "%s: consumer of %s: %s", sub->kb->name, sub->topic,
+                log_warn(MODULE, "%s: consumer of group %s: %s", kb->name, kb->group,
                          rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             continue;
         }
-        kafka_worker_t *w = find_worker(sub, m->partition);
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        kafka_worker_t *w = find_worker(kb, topic, m->partition);
         if (!w) {
             /* A partition no longer ours: not committed, so its owner gets the message. */
-            log_debug(MODULE, "%s: message of unassigned %s/%" PRId32 " dropped", sub->kb->name,
-                      sub->topic, m->partition);
+            log_debug(MODULE, "%s: message of unassigned %s/%" PRId32 " dropped", kb->name, topic,
+                      m->partition);
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -910,146 +1042,159 @@ static void *poll_main(void *arg)
     return NULL;
 }
 
-static void sub_free(kafka_sub_t *sub)
+/* Subscribes the consumer to every topic in kb->topics, creating it (and its poll thread) the
+ * first time; called with subscribe_lock held. */
+static int consumer_subscribe(kafka_broker_t *kb)
 {
-    if (!sub)
-        return;
-    if (sub->rk)
-        rd_kafka_destroy(sub->rk);
-    free(sub->topic);
-    free(sub);
-}
-
-/* Stops one subscription: the poll thread, then the workers (each after its in-flight
- * message), then leaves the group. */
-static void sub_stop(kafka_sub_t *sub)
-{
-    rd_kafka_resp_err_t err;
-
-    if (!sub->running)
-        return;
-    atomic_store(&sub->stopping, true);
-    pthread_join(sub->poll_thread, NULL);
-    sub->running = false;
-    stop_workers(sub, NULL);
-    err = rd_kafka_consumer_close(sub->rk);
-    if (err)
-        log_warn(MODULE, "%s: closing the consumer of %s: %s", sub->kb->name, sub->topic,
-                 rd_kafka_err2str(err));
-}
-
-static int kafka_subscribe(broker_t *b, const char *topic, broker_handler_fn fn, void *arg)
-{
-    kafka_broker_t *kb = (kafka_broker_t *)b;
     int rc = TODO_EINTERNAL;
-    kafka_sub_t *sub = NULL;
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_resp_err_t kerr;
     char errstr[512], num[24], *err = NULL;
-    bool locked = false;
+    size_t n;
 
-    if (!topic || !*topic || strlen(topic) > 249) {
-        rc = TODO_EBAD_REQUEST;
-        goto out;
-    }
-    pthread_mutex_lock(&kb->lock);
-    locked = true;
-    if (kb->stopped) {
-        rc = TODO_EUNAVAILABLE;
-        goto out;
-    }
-    for (size_t i = 0; i < kb->nsubs; i++)
-        if (strcmp(kb->subs[i]->topic, topic) == 0) {
-            log_error(MODULE, "%s: topic %s is already subscribed", kb->name, topic);
-            rc = TODO_ECONFLICT;
+    if (!kb->consumer) {
+        conf = rd_kafka_conf_new();
+        if (conf_common(kb, conf, &err) || conf_set(conf, "group.id", kb->group, &err) ||
+            /* DAPR-CONTRACT §3.6: initialOffset applies to a group without committed offsets. */
+            conf_set(conf, "auto.offset.reset", kb->oldest ? "earliest" : "latest", &err) ||
+            conf_set(conf, "enable.auto.commit", "false", &err) ||
+            conf_set(conf, "enable.auto.offset.store", "false", &err) ||
+            conf_set(conf, "allow.auto.create.topics", "true", &err) ||
+            conf_set(conf, "partition.assignment.strategy", "range,roundrobin", &err) ||
+            conf_set(conf, "queued.max.messages.kbytes", "4096", &err) ||
+            conf_set(conf, "fetch.wait.max.ms", "100", &err) ||
+            conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", &err))
+            goto out;
+        snprintf(num, sizeof(num), "%d", kb->session_timeout_ms);
+        if (conf_set(conf, "session.timeout.ms", num, &err))
+            goto out;
+        snprintf(num, sizeof(num), "%d", kb->heartbeat_ms);
+        if (conf_set(conf, "heartbeat.interval.ms", num, &err))
+            goto out;
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance);
+        rd_kafka_conf_set_opaque(conf, kb);
+        kb->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+        if (!kb->consumer) {
+            log_error(MODULE, "%s: consumer: %s", kb->name, errstr);
             goto out;
         }
-    if (kb->nsubs == MAX_SUBSCRIPTIONS) {
-        log_error(MODULE, "%s: more than %d topics subscribed", kb->name, MAX_SUBSCRIPTIONS);
+        conf = NULL;
+        rd_kafka_poll_set_consumer(kb->consumer);
+    }
+    pthread_mutex_lock(&kb->lock);
+    n = kb->ntopics;
+    topics = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(topics, kb->topics[i].name, RD_KAFKA_PARTITION_UA);
+    pthread_mutex_unlock(&kb->lock);
+    if ((kerr = rd_kafka_subscribe(kb->consumer, topics)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_error(MODULE, "%s: subscribe: %s", kb->name, rd_kafka_err2str(kerr));
         goto out;
     }
-    sub = xcalloc(1, sizeof(*sub));
-    sub->kb = kb;
-    sub->topic = xstrdup(topic);
-    sub->fn = fn;
-    sub->arg = arg;
-    atomic_init(&sub->stopping, false);
-
-    conf = rd_kafka_conf_new();
-    if (conf_common(kb, conf, &err) || conf_set(conf, "group.id", kb->group, &err) ||
-        /* DAPR-CONTRACT §3.6: initialOffset applies to a group without committed offsets. */
-        conf_set(conf, "auto.offset.reset", kb->oldest ? "earliest" : "latest", &err) ||
-        conf_set(conf, "enable.auto.commit", "false", &err) ||
-        conf_set(conf, "enable.auto.offset.store", "false", &err) ||
-        conf_set(conf, "allow.auto.create.topics", "true", &err) ||
-        conf_set(conf, "partition.assignment.strategy", "range,roundrobin", &err) ||
-        conf_set(conf, "queued.max.messages.kbytes", "4096", &err) ||
-        conf_set(conf, "fetch.wait.max.ms", "100", &err) ||
-        conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", &err))
-        goto out;
-    snprintf(num, sizeof(num), "%d", kb->session_timeout_ms);
-    if (conf_set(conf, "session.timeout.ms", num, &err))
-        goto out;
-    snprintf(num, sizeof(num), "%d", kb->heartbeat_ms);
-    if (conf_set(conf, "heartbeat.interval.ms", num, &err))
-        goto out;
-    rd_kafka_conf_set_rebalance_cb(conf, rebalance);
-    rd_kafka_conf_set_opaque(conf, sub);
-    sub->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!sub->rk) {
-        log_error(MODULE, "%s: consumer for %s: %s", kb->name, topic, errstr);
-        goto out;
+    if (!kb->polling) {
+        if (pthread_create(&kb->poll_thread, NULL, poll_main, kb) != 0) {
+            log_error(MODULE, "%s: cannot start the consumer thread", kb->name);
+            goto out;
+        }
+        kb->polling = true;
     }
-    conf = NULL;
-    rd_kafka_poll_set_consumer(sub->rk);
-    topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t kerr = rd_kafka_subscribe(sub->rk, topics);
-    if (kerr) {
-        log_error(MODULE, "%s: subscribe to %s: %s", kb->name, topic, rd_kafka_err2str(kerr));
-        goto out;
-    }
-    if (pthread_create(&sub->poll_thread, NULL, poll_main, sub) != 0) {
-        log_error(MODULE, "%s: cannot start the consumer thread of %s", kb->name, topic);
-        rd_kafka_consumer_close(sub->rk);
-        goto out;
-    }
-    sub->running = true;
-    kb->subs[kb->nsubs++] = sub;
-    log_info(MODULE, "%s: subscribed to %s in group %s", kb->name, topic, kb->group);
-    sub = NULL;
+    log_info(MODULE, "%s: consuming %zu topic(s) in group %s", kb->name, n, kb->group);
     rc = 0;
 out:
     if (err) {
         log_error(MODULE, "%s: %s", kb->name, err);
         free(err);
     }
-    if (locked)
-        pthread_mutex_unlock(&kb->lock);
     if (conf)
         rd_kafka_conf_destroy(conf);
     if (topics)
         rd_kafka_topic_partition_list_destroy(topics);
-    sub_free(sub);
     return rc;
 }
 
+static int kafka_subscribe(broker_t *b, const char *topic, broker_handler_fn fn, void *arg)
+{
+    kafka_broker_t *kb = (kafka_broker_t *)b;
+    int rc = TODO_EINTERNAL;
+    bool started;
+
+    if (!topic || !*topic || strlen(topic) > 249)
+        return TODO_EBAD_REQUEST;
+    pthread_mutex_lock(&kb->subscribe_lock);
+    pthread_mutex_lock(&kb->lock);
+    if (kb->stopped) {
+        rc = TODO_EUNAVAILABLE;
+        goto unlock;
+    }
+    for (size_t i = 0; i < kb->ntopics; i++)
+        if (strcmp(kb->topics[i].name, topic) == 0) {
+            log_error(MODULE, "%s: topic %s is already subscribed", kb->name, topic);
+            rc = TODO_ECONFLICT;
+            goto unlock;
+        }
+    if (kb->ntopics == MAX_SUBSCRIPTIONS) {
+        log_error(MODULE, "%s: more than %d topics subscribed", kb->name, MAX_SUBSCRIPTIONS);
+        goto unlock;
+    }
+    kb->topics[kb->ntopics++] = (kafka_topic_t){.name = xstrdup(topic), .fn = fn, .arg = arg};
+    started = kb->started;
+    pthread_mutex_unlock(&kb->lock);
+    log_info(MODULE, "%s: subscribed to %s in group %s", kb->name, topic, kb->group);
+    /* After broker_start the consumer re-subscribes at once (the group rebalances). */
+    rc = started ? consumer_subscribe(kb) : 0;
+    pthread_mutex_unlock(&kb->subscribe_lock);
+    return rc;
+unlock:
+    pthread_mutex_unlock(&kb->lock);
+    pthread_mutex_unlock(&kb->subscribe_lock);
+    return rc;
+}
+
+/* One join of the group with every topic subscribed so far. */
+static int kafka_start(broker_t *b)
+{
+    kafka_broker_t *kb = (kafka_broker_t *)b;
+    int rc = 0;
+    bool any;
+
+    pthread_mutex_lock(&kb->subscribe_lock);
+    pthread_mutex_lock(&kb->lock);
+    if (kb->stopped) {
+        pthread_mutex_unlock(&kb->lock);
+        pthread_mutex_unlock(&kb->subscribe_lock);
+        return TODO_EUNAVAILABLE;
+    }
+    any = !kb->started && kb->ntopics > 0;
+    kb->started = true;
+    pthread_mutex_unlock(&kb->lock);
+    if (any)
+        rc = consumer_subscribe(kb);
+    pthread_mutex_unlock(&kb->subscribe_lock);
+    return rc;
+}
+
+/* Stops consuming: the poll thread, then the workers (each after its in-flight message, in
+ * parallel), then leaves the group. */
 static void kafka_stop(broker_t *b)
 {
     kafka_broker_t *kb = (kafka_broker_t *)b;
-    kafka_sub_t *subs[MAX_SUBSCRIPTIONS];
-    size_t n;
+    rd_kafka_resp_err_t err;
 
+    atomic_store(&kb->stopping, true); /* in-flight retries and back-offs end now */
+    pthread_mutex_lock(&kb->subscribe_lock);
     pthread_mutex_lock(&kb->lock);
     kb->stopped = true;
-    n = kb->nsubs;
-    memcpy(subs, kb->subs, n * sizeof(subs[0]));
     pthread_mutex_unlock(&kb->lock);
-    /* Tell every subscription first so that their in-flight handlers finish in parallel. */
-    for (size_t i = 0; i < n; i++)
-        atomic_store(&subs[i]->stopping, true);
-    for (size_t i = 0; i < n; i++)
-        sub_stop(subs[i]);
+    if (kb->polling) {
+        pthread_join(kb->poll_thread, NULL);
+        kb->polling = false;
+        stop_workers(kb, NULL);
+        err = rd_kafka_consumer_close(kb->consumer);
+        if (err)
+            log_warn(MODULE, "%s: closing the consumer: %s", kb->name, rd_kafka_err2str(err));
+    }
+    pthread_mutex_unlock(&kb->subscribe_lock);
 }
 
 static void kafka_free(broker_t *b)
@@ -1057,8 +1202,10 @@ static void kafka_free(broker_t *b)
     kafka_broker_t *kb = (kafka_broker_t *)b;
 
     kafka_stop(b);
-    for (size_t i = 0; i < kb->nsubs; i++)
-        sub_free(kb->subs[i]);
+    if (kb->consumer)
+        rd_kafka_destroy(kb->consumer);
+    for (size_t i = 0; i < kb->ntopics; i++)
+        free(kb->topics[i].name);
     if (kb->producer) {
         if (rd_kafka_flush(kb->producer, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
             log_warn(MODULE, "%s: undelivered messages at close", kb->name);
@@ -1067,6 +1214,7 @@ static void kafka_free(broker_t *b)
     if (kb->has_exclude)
         regfree(&kb->exclude_re);
     pthread_mutex_destroy(&kb->lock);
+    pthread_mutex_destroy(&kb->subscribe_lock);
     free(kb->name);
     free(kb->brokers);
     free(kb->group);
@@ -1082,6 +1230,7 @@ static const struct broker_ops kafka_ops = {
     .free = kafka_free,
     .publish = kafka_publish,
     .subscribe = kafka_subscribe,
+    .start = kafka_start,
     .stop = kafka_stop,
 };
 
@@ -1137,6 +1286,8 @@ broker_t *broker_kafka_new(const res_component_t *c, const char *app_id, char **
     kb->base.ops = &kafka_ops;
     kb->name = xstrdup(c->name ? c->name : "kafka");
     pthread_mutex_init(&kb->lock, NULL);
+    pthread_mutex_init(&kb->subscribe_lock, NULL);
+    atomic_init(&kb->stopping, false);
 
     if (!(v = meta(c, "brokers"))) {
         *err = xasprintf("component %s: metadata brokers is required", kb->name);

@@ -723,7 +723,7 @@ static void process(redis_broker_t *rb, redisContext **ctxp, redis_item_t *it)
         msg.deadline_usec = start + rb->processing_timeout_ms * 1000;
     broker_result_t res = it->sub->fn(&msg, it->sub->arg);
     int64_t elapsed_ms = (time_mono_usec() - start) / 1000;
-    if (res == BROKER_FAIL && deadline && elapsed_ms >= rb->processing_timeout_ms) {
+    if (res == BROKER_FAIL && deadline && time_mono_usec() >= msg.deadline_usec) {
         /* DAPR-CONTRACT §3.3: the handler overran processingTimeout, so the message stays
          * pending and the reclaim loop redelivers it. */
         log_warn(MODULE,

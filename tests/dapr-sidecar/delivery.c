@@ -325,9 +325,20 @@ broker_result_t delivery_handle(const broker_msg_t *msg, void *arg)
     for (int attempt = 1;; attempt++) {
         app_response_t resp;
         int code = 0;
+        int64_t attempt_ms = timeout ? timeout->ms : 0;
+        /* The component's deadline (Redis processingTimeout, §3.3) bounds the handler context in
+         * daprd: the call to the app is cut there and no retry starts after it. */
+        if (msg->deadline_usec) {
+            int64_t left_ms = (msg->deadline_usec - time_mono_usec() + 999) / 1000;
+            if (left_ms <= 0) {
+                result = give_up(t, msg, "the component's processing deadline passed");
+                goto out;
+            }
+            if (attempt_ms <= 0 || left_ms < attempt_ms)
+                attempt_ms = left_ms;
+        }
         concurrency_enter(s);
-        int rc = app_channel_call(s, "POST", path, headers, nh, body, len,
-                                  timeout ? timeout->ms : 0, &resp);
+        int rc = app_channel_call(s, "POST", path, headers, nh, body, len, attempt_ms, &resp);
         concurrency_leave();
         if (rc != 0) {
             resp.transport_error = true;
@@ -365,6 +376,10 @@ broker_result_t delivery_handle(const broker_msg_t *msg, void *arg)
             result = give_up(t, msg, why);
             goto out;
         }
+        if (msg->deadline_usec && time_mono_usec() + delay * 1000 > msg->deadline_usec)
+            delay = (msg->deadline_usec - time_mono_usec()) / 1000 + 1; /* then give up */
+        if (delay < 0)
+            delay = 0;
         if (!pause_ms(s, delay)) {
             result = BROKER_FAIL; /* shutting down: no DLQ, the component redelivers */
             goto out;

@@ -285,6 +285,7 @@ static void roundtrip(void)
     rec_init(&r, "rt", NULL);
     CHECK_INT(broker_subscribe(b, "rt", record, &r), 0);
     CHECK_INT(broker_subscribe(b, "rt", record, &r), TODO_ECONFLICT);
+    CHECK_INT(broker_start(b), 0);
 
     memset(&m, 0, sizeof(m));
     m.topic = "rt";
@@ -336,6 +337,11 @@ static void roundtrip(void)
         CHECK(strncmp(third->headers, "__offset=", 9) == 0);
     }
     pthread_mutex_unlock(&r.lock);
+    /* A topic subscribed after broker_start is consumed at once (the group rebalances). */
+    CHECK_INT(broker_subscribe(b, "rt-late", record, &r), 0);
+    CHECK_INT(publish(b, "rt-late", NULL, "late"), 0);
+    CHECK(wait_count(&r, "late", 1, WAIT_MS));
+    CHECK_INT(count(&r, "third"), 1);
     broker_free(b);
     rec_dispose(&r);
 }
@@ -357,6 +363,7 @@ static void binary_value(void)
     int64_t deadline;
 
     CHECK_INT(broker_subscribe(b, "bin", record_len, NULL), 0);
+    CHECK_INT(broker_start(b), 0);
     memset(&m, 0, sizeof(m));
     m.topic = "bin";
     m.value = "a\0b\0c";
@@ -397,6 +404,7 @@ static void ordering(void)
         CHECK_INT(publish(b, "ord", "key-B", v), 0);
     }
     CHECK_INT(broker_subscribe(b, "ord", record, &r), 0);
+    CHECK_INT(broker_start(b), 0);
     CHECK(wait_count(&r, "A9", 1, WAIT_MS));
     CHECK(wait_count(&r, "B9", 1, WAIT_MS));
 
@@ -500,6 +508,7 @@ static void bulk(void)
         }
     }
     CHECK_INT(broker_subscribe(b, "bulk", record, r), 0);
+    CHECK_INT(broker_start(b), 0);
     char last[16];
     snprintf(last, sizeof(last), "b%d", N - 1);
     CHECK(wait_count(r, last, 1, WAIT_MS));
@@ -548,6 +557,8 @@ static void giveup(void)
     CHECK_INT(publish(b, "gu", "k", "good-1"), 0);
     CHECK_INT(broker_subscribe(b, "gu", record, &r), 0);
     CHECK_INT(broker_subscribe(b2, "gu", record, &r2), 0);
+    CHECK_INT(broker_start(b), 0);
+    CHECK_INT(broker_start(b2), 0);
     CHECK(wait_count(&r, "good-1", 1, WAIT_MS));
     CHECK_INT(count(&r, "bad-1"), 3);
     CHECK(wait_count(&r2, "good-1", 1, WAIT_MS));
@@ -561,6 +572,7 @@ static void giveup(void)
     rec_t r3;
     rec_init(&r3, "default-backoff", fail_bad);
     CHECK_INT(broker_subscribe(b3, "gu", record, &r3), 0);
+    CHECK_INT(broker_start(b3), 0);
     CHECK(wait_count(&r3, "bad-1", 1, WAIT_MS));
     int64_t t0 = time_mono_usec();
     broker_stop(b3);
@@ -598,6 +610,8 @@ static void competing(void)
     rec_init(&ry, "y", NULL);
     CHECK_INT(broker_subscribe(x, "comp", record, &rx), 0);
     CHECK_INT(broker_subscribe(y, "comp", record, &ry), 0);
+    CHECK_INT(broker_start(x), 0);
+    CHECK_INT(broker_start(y), 0);
     CHECK(await_assignments(x, "comp", recs, 2));
     for (int i = 0; i < 20; i++) {
         char v[16];
@@ -646,6 +660,8 @@ static void fanout(void)
     rec_init(&rb, "b", NULL);
     CHECK_INT(broker_subscribe(a, "fan", record, &ra), 0);
     CHECK_INT(broker_subscribe(b, "fan", record, &rb), 0);
+    CHECK_INT(broker_start(a), 0);
+    CHECK_INT(broker_start(b), 0);
     CHECK(await_assignments(a, "fan", recs, 2));
     for (int i = 0; i < 10; i++) {
         char v[16];
@@ -689,6 +705,8 @@ static void offsets(void)
     CHECK_INT(publish(o, "offs", "k", "early-2"), 0);
     CHECK_INT(broker_subscribe(o, "offs", record, &ro), 0);
     CHECK_INT(broker_subscribe(n, "offs", record, &rn), 0);
+    CHECK_INT(broker_start(o), 0);
+    CHECK_INT(broker_start(n), 0);
     CHECK(await_assignments(n, "offs", recs, 1));
     CHECK_INT(publish(n, "offs", "k", "late"), 0);
     CHECK(wait_count(&rn, "late", 1, 30000));
@@ -735,6 +753,7 @@ static void handoff(void)
     CHECK_INT(publish(x, "ho", "k", "stuck"), 0);
     CHECK_INT(publish(x, "ho", "k", "after"), 0);
     CHECK_INT(broker_subscribe(x, "ho", record, &rx), 0);
+    CHECK_INT(broker_start(x), 0);
     CHECK(wait_blocked(&rx, WAIT_MS));
     CHECK_INT(pthread_create(&t, NULL, free_broker, &f), 0);
     /* broker_free must wait for the handler in flight. */
@@ -747,6 +766,7 @@ static void handoff(void)
 
     broker_t *y = new_broker("kafka-pubsub", kv);
     CHECK_INT(broker_subscribe(y, "ho", record, &ry), 0);
+    CHECK_INT(broker_start(y), 0);
     CHECK(wait_count(&ry, "after", 1, WAIT_MS));
     CHECK_INT(count(&ry, "before"), 0); /* committed by x */
     CHECK_INT(count(&ry, "stuck"), 1);
@@ -791,7 +811,7 @@ static int cmd_consume(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[2], "--hang") == 0)
         hang_value = argv[3];
     b = new_broker("kafka-pubsub", kv);
-    if (broker_subscribe(b, argv[0], print_and_maybe_hang, NULL) != 0)
+    if (broker_subscribe(b, argv[0], print_and_maybe_hang, NULL) != 0 || broker_start(b) != 0)
         return 1;
     printf("subscribed\n");
     fflush(stdout);

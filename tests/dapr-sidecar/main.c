@@ -275,7 +275,7 @@ static void fetch_subscriptions(runtime_t *r, res_subscription_t **list, size_t 
     app_response_dispose(&resp);
 }
 
-/* broker_subscribe for each effective subscription. */
+/* broker_subscribe for each effective subscription, then broker_start for each pub/sub. */
 static void start_subscriptions(sidecar_t *s)
 {
     delivery_target_t *targets =
@@ -305,6 +305,11 @@ static void start_subscriptions(sidecar_t *s)
             log_info("subscriptions", "subscribed to topic %s on pubsub %s (%s)", sub->topic,
                      sub->pubsubname, sub->programmatic ? "programmatic" : "declarative");
     }
+    /* Each component joins its consumer group once, with all its topics. */
+    for (size_t i = 0; i < s->npubsubs; i++)
+        if (broker_start(s->pubsubs[i].broker) != 0)
+            log_error("subscriptions", "pubsub %s cannot start consuming",
+                      s->pubsubs[i].component->name);
 }
 
 static void *app_start_main(void *arg)

@@ -325,10 +325,13 @@ static int migrate(state_store_t *s, db_t *db, char err[STATE_ERR_MAX])
         goto out;
     err[0] = '\0';
     log_info("state", "Creating metadata table '%s'", s->meta_table);
-    sql = xasprintf("CREATE TABLE IF NOT EXISTS %s (\n  key text NOT NULL PRIMARY KEY,\n"
-                    "  value text NOT NULL\n)",
+    /* Sidecars starting together race on the creation: IF NOT EXISTS does not make it atomic
+     * (42P07, or 23505 on pg_type). v2 retries up to 3 times; here the loser's error is also
+     * caught in the statement, so that it is no error in the log. */
+    sql = xasprintf("DO $do$ BEGIN CREATE TABLE IF NOT EXISTS %s (\n  key text NOT NULL PRIMARY "
+                    "KEY,\n  value text NOT NULL\n); EXCEPTION WHEN duplicate_table OR "
+                    "unique_violation THEN NULL; END $do$",
                     s->meta_table);
-    /* Concurrent creation may fail with 23505 on pg_type; v2 retries up to 3 times. */
     for (int i = 0; i < 3; i++) {
         rc = db_query(db, sql, 0, NULL, NULL);
         if (rc != TODO_ECONFLICT)

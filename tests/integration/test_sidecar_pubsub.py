@@ -305,6 +305,7 @@ class PubSubTest(unittest.TestCase):
             sub("expire-dlq", "/expire-dlq", metadata={"rawPayload": "true"}),
             sub("nonce", "/nonce", dlq="nonce-dlq"),
             sub("nonce-dlq", "/nonce-dlq", metadata={"rawPayload": "true"}),
+            sub("okvar", "/okvar"),
         ]
         a.blocked["/slow"] = threading.Event()  # never set while the test runs
         a.subscriptions["concapp"] = [sub("conc", "/conc")]
@@ -451,6 +452,10 @@ class PubSubTest(unittest.TestCase):
             ("application/x+json", b'{"a":1}', {}),
             ("application/json", b"{broken", {}),
             ("application/cloudevents+json", json.dumps(ce_in).encode(), {}),
+            # §1.3: Dapr adds no id to an app's CloudEvent without one
+            ("application/cloudevents+json",
+             json.dumps({"source": "s2", "type": "t.noid", "specversion": "1.0",
+                         "data": "noid"}).encode(), {}),
             ("text/plain", b"with meta", {"cloudevent.id": "given-id", "cloudevent.type": "t.x",
                                          "cloudevent.subject": "subj", "ttlInSeconds": "60"}),
         ]
@@ -477,6 +482,12 @@ class PubSubTest(unittest.TestCase):
         self.assertNotIn("datacontenttype", mine)
         self.assertIn("traceid", mine)
         self.assertIn("time", mine)
+        noid = by_data['"noid"']
+        self.assertNotIn("id", noid)
+        self.assertEqual((noid["source"], noid["type"], noid["topic"], noid["pubsubname"]),
+                         ("s2", "t.noid", "variants", "pubsub"))
+        self.assertRegex(noid["time"], TIME_RE)
+        self.assertEqual(noid["traceid"], noid["traceparent"])
         meta = by_data['"with meta"']
         self.assertEqual(meta["id"], "given-id")
         self.assertEqual(meta["type"], "t.x")
@@ -563,6 +574,25 @@ class PubSubTest(unittest.TestCase):
         self.assertEqual(dl[0][1]["custom"], "keep")
         self.assertEqual(json.loads(dl[0][3])["topic"], topic)
         return tries
+
+    def test_2xx_replies_are_success(self):
+        """§3.2 and §14 item 2: a 2xx with an empty body, a body that is no JSON or no object,
+        {}, no or an empty status, or "SUCCESS" is a success: one attempt each. (The component
+        has a retry policy; a retry would deliver the same message again, and one partition
+        keeps them in order.)"""
+        replies = [(200, b""), (200, b"not json"), (200, b"[1, 2]"), (201, b"{}"),
+                   (200, b'{"status":""}'), (200, b'{"status":null}'), (202, b'{"other":1}'),
+                   (200, b'{"status":"SUCCESS"}'), (204, b""), (299, b"1")]
+        self.app.replies["/okvar"] = (
+            lambda n: replies[n - 1] if n <= len(replies) else (200, b""))
+        for i in range(len(replies)):
+            self.assertEqual(self.sc.publish("okvar", f"m{i}",
+                                             query="metadata.partitionKey=ok").status, 204)
+        self.assertEqual(self.sc.publish("okvar", "last", query="metadata.partitionKey=ok").status,
+                         204)
+        got = self.app.wait_count("/okvar", len(replies) + 1)
+        self.assertEqual([json.loads(d[3])["data"] for d in got],
+                         [f"m{i}" for i in range(len(replies))] + ["last"])
 
     def test_retry_then_dlq(self):
         tries = self.assert_dead_lettered("r503", 4)  # 1 + maxRetries 3, every 100 ms
