@@ -18,6 +18,7 @@
 #include "todo/http_server.h"
 #include "todo/log.h"
 #include "todo/outbox.h"
+#include "todo/service.h"
 #include "todo/shutdown.h"
 #include "todo/subscriber.h"
 
@@ -32,12 +33,6 @@ static struct {
     dapr_env_t dapr;
 } cfg;
 
-static const char *check_log_level(const char *v)
-{
-    log_level_t l;
-    return log_level_parse(v, &l) == 0 ? NULL : "must be debug, info, warn or error";
-}
-
 static const config_entry_t config_table[] = {
     {"PORT", CONFIG_INT, "8000", false, 0, 65535, "HTTP port", &cfg.port, NULL},
     {"DATABASE_URL", CONFIG_SECRET, NULL, true, 1, 4096,
@@ -51,7 +46,7 @@ static const config_entry_t config_table[] = {
      "threads that run requests, each with its own database connection (0 = 4 per core)",
      &cfg.workers, NULL},
     {"LOG_LEVEL", CONFIG_STRING, "info", false, 0, 0, "debug, info, warn or error", &cfg.log_level,
-     check_log_level},
+     service_check_log_level},
     {"MAX_BODY_BYTES", CONFIG_INT, "65536", false, 1024, 16777216, "request body cap in bytes",
      &cfg.max_body, NULL},
     {"SHUTDOWN_DRAIN_SECONDS", CONFIG_INT, "10", false, 0, 300,
@@ -124,38 +119,13 @@ static void on_signal(void *arg)
         http_server_stop(server);
 }
 
-/* Applies the migrations, retrying with backoff while the database is unreachable. */
-static int migrate(void)
-{
-    db_t *db = db_new(cfg.database_url);
-    int64_t delay_ms = 250;
-    int rc = TODO_EUNAVAILABLE;
-    while (!shutdown_requested()) {
-        rc = db_connect(db);
-        if (rc == 0)
-            rc = db_migrate(db, "backend", backend_migrations, backend_migrations_count);
-        if (rc != TODO_EUNAVAILABLE)
-            break;
-        log_warn("main", "database unavailable, retrying migrations in %lld ms",
-                 (long long)delay_ms);
-        for (int64_t waited = 0; waited < delay_ms && !shutdown_requested(); waited += 50)
-            nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
-        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
-    }
-    db_free(db);
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     size_t nconfig = sizeof(config_table) / sizeof(config_table[0]);
     int code = config_main(SERVICE, config_table, nconfig, argc, argv);
     if (code >= 0)
         return code;
-    log_level_t level = LOG_LEVEL_INFO;
-    (void)!log_level_parse(cfg.log_level, &level);
-    log_init(SERVICE, level);
-    config_log(SERVICE, config_table, nconfig);
+    service_log_init(SERVICE, cfg.log_level, config_table, nconfig);
 
     backend_config.jwt_secret = (const unsigned char *)cfg.jwt_secret;
     backend_config.jwt_secret_len = strlen(cfg.jwt_secret);
@@ -203,12 +173,11 @@ int main(int argc, char **argv)
      * (never /v1.0/healthz, which waits for this app: DAPR-CONTRACT §8.2), then the relay. */
     outbox_relay_t *relay = NULL;
     dapr_config_t dc = {.port = (int)cfg.dapr.http_port, .api_token = cfg.dapr.api_token};
-    int rc = migrate();
+    int rc = service_migrate(cfg.database_url, "backend", backend_migrations,
+                             backend_migrations_count, &stopping);
     if (rc == 0) {
         atomic_store(&migrated, true);
-        dapr_t *d = dapr_new(&dc);
-        rc = d ? dapr_wait_outbound(d, -1, &stopping) : TODO_EINTERNAL;
-        dapr_free(d);
+        rc = service_wait_sidecar(&dc, &stopping);
     }
     if (rc == 0) {
         outbox_config_t oc = {

@@ -16,6 +16,7 @@
 #include "todo/dapr.h"
 #include "todo/http_server.h"
 #include "todo/log.h"
+#include "todo/service.h"
 #include "todo/shutdown.h"
 #include "todo/subscriber.h"
 #include "todo/uuid.h"
@@ -33,12 +34,6 @@ static struct {
     int64_t connect_timeout, smtp_timeout, lease, record_ttl;
     const char *instance;
 } cfg;
-
-static const char *check_log_level(const char *v)
-{
-    log_level_t l;
-    return log_level_parse(v, &l) == 0 ? NULL : "must be debug, info, warn or error";
-}
 
 static const char *check_use_dapr(const char *v)
 {
@@ -86,7 +81,7 @@ static const config_entry_t config_table[] = {
      "threads that handle deliveries, each with its own sidecar and SMTP connection",
      &cfg.workers, NULL},
     {"LOG_LEVEL", CONFIG_STRING, "info", false, 0, 0, "debug, info, warn or error", &cfg.log_level,
-     check_log_level},
+     service_check_log_level},
     {"MAX_BODY_BYTES", CONFIG_INT, "262144", false, 1024, 16777216, "request body cap in bytes",
      &cfg.max_body, NULL},
     {"SHUTDOWN_DRAIN_SECONDS", CONFIG_INT, "10", false, 0, 300,
@@ -177,10 +172,7 @@ int main(int argc, char **argv)
     int code = config_main(SERVICE, config_table, nconfig, argc, argv);
     if (code >= 0)
         return code;
-    log_level_t level = LOG_LEVEL_INFO;
-    (void)!log_level_parse(cfg.log_level, &level);
-    log_init(SERVICE, level);
-    config_log(SERVICE, config_table, nconfig);
+    service_log_init(SERVICE, cfg.log_level, config_table, nconfig);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         log_error("main", "libcurl cannot be initialised");
         return 1;
@@ -242,10 +234,7 @@ int main(int argc, char **argv)
     }
     log_info("main", "listening on port %d", http_server_port(server));
 
-    /* DAPR-CONTRACT §8.2: outbound health, never /v1.0/healthz, which waits for this app. */
-    dapr_t *d = dapr_new(&mailer_cfg.dapr);
-    int rc = d ? dapr_wait_outbound(d, -1, &stopping) : TODO_EINTERNAL;
-    dapr_free(d);
+    int rc = service_wait_sidecar(&mailer_cfg.dapr, &stopping);
     if (rc == 0) {
         atomic_store(&sidecar_ready, true);
         log_info("main", "ready");

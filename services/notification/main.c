@@ -17,6 +17,7 @@
 #include "todo/http_server.h"
 #include "todo/log.h"
 #include "todo/outbox.h"
+#include "todo/service.h"
 #include "todo/shutdown.h"
 #include "todo/subscriber.h"
 
@@ -41,12 +42,6 @@ typedef struct {
     db_t *db;
     dapr_t *dapr;
 } worker_t;
-
-static const char *check_log_level(const char *v)
-{
-    log_level_t l;
-    return log_level_parse(v, &l) == 0 ? NULL : "must be debug, info, warn or error";
-}
 
 /* "24h", "90m", "45s", "2h30m" or plain seconds → seconds; -1 when malformed. */
 static int64_t parse_duration(const char *s)
@@ -86,7 +81,7 @@ static const config_entry_t config_table[] = {
      "threads that handle deliveries and job triggers, each with its own database connection",
      &cfg.workers, NULL},
     {"LOG_LEVEL", CONFIG_STRING, "info", false, 0, 0, "debug, info, warn or error", &cfg.log_level,
-     check_log_level},
+     service_check_log_level},
     {"MAX_BODY_BYTES", CONFIG_INT, "262144", false, 1024, 16777216, "request body cap in bytes",
      &cfg.max_body, NULL},
     {"SHUTDOWN_DRAIN_SECONDS", CONFIG_INT, "10", false, 0, 300,
@@ -267,33 +262,6 @@ static void on_signal(void *arg)
         http_server_stop(server);
 }
 
-static void pause_ms(int64_t ms)
-{
-    for (int64_t waited = 0; waited < ms && !atomic_load(&stopping); waited += 50)
-        nanosleep(&(struct timespec){0, 50 * 1000000}, NULL);
-}
-
-/* Applies the migrations, retrying with backoff while the database is unreachable. */
-static int migrate(void)
-{
-    db_t *db = db_new(cfg.database_url);
-    int64_t delay = 250;
-    int rc = TODO_EUNAVAILABLE;
-    while (!atomic_load(&stopping)) {
-        rc = db_connect(db);
-        if (rc == 0)
-            rc = db_migrate(db, "notification", notification_migrations,
-                            notification_migrations_count);
-        if (rc != TODO_EUNAVAILABLE)
-            break;
-        log_warn("main", "database unavailable, retrying migrations in %lld ms", (long long)delay);
-        pause_ms(delay);
-        delay = delay * 2 > 5000 ? 5000 : delay * 2;
-    }
-    db_free(db);
-    return rc;
-}
-
 /* Waits for the sidecar, then registers the sweep (overwrite: every replica may; with data, as
  * a data-less HTTP job is never delivered by daprd before 1.18.3, and with no ttl: §6.1/§6.2). */
 static int register_sweep(void)
@@ -301,7 +269,7 @@ static int register_sweep(void)
     dapr_config_t dc = sidecar_config();
     dapr_t *d = dapr_new(&dc);
     int64_t delay = 250;
-    int rc = d ? dapr_wait_outbound(d, -1, &stopping) : TODO_EINTERNAL;
+    int rc = d ? service_wait_sidecar(&dc, &stopping) : TODO_EINTERNAL;
     json_t *job = json_pack("{s:s, s:b, s:{s:s}}", "schedule", cfg.sweep_schedule, "overwrite", 1,
                             "data", "job", SWEEP_JOB);
     while (rc == 0 && !atomic_load(&stopping)) {
@@ -317,7 +285,7 @@ static int register_sweep(void)
         }
         log_warn("main", "scheduling %s failed (%s); retrying in %lld ms", SWEEP_JOB,
                  todo_err_code(rc), (long long)delay);
-        pause_ms(delay);
+        service_pause(delay, &stopping);
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
         rc = 0;
     }
@@ -332,10 +300,7 @@ int main(int argc, char **argv)
     int code = config_main(SERVICE, config_table, nconfig, argc, argv);
     if (code >= 0)
         return code;
-    log_level_t level = LOG_LEVEL_INFO;
-    (void)!log_level_parse(cfg.log_level, &level);
-    log_init(SERVICE, level);
-    config_log(SERVICE, config_table, nconfig);
+    service_log_init(SERVICE, cfg.log_level, config_table, nconfig);
     cfg.catchup_s = parse_duration(cfg.catchup);
 
     if (shutdown_start(on_signal, NULL) != 0)
@@ -373,7 +338,8 @@ int main(int argc, char **argv)
     log_info("main", "listening on port %d", http_server_port(server));
 
     outbox_relay_t *relay = NULL;
-    int rc = migrate();
+    int rc = service_migrate(cfg.database_url, "notification", notification_migrations,
+                             notification_migrations_count, &stopping);
     if (rc == 0) {
         atomic_store(&migrated, true);
         rc = register_sweep();
