@@ -159,12 +159,17 @@ check() {
 
 failures=0
 printf '%-20s %13s %13s %13s %11s  %s\n' image "pushed (gz)" "tar|gzip -6" uncompressed budget verdict > "$work/report"
+# buildah's layer cache keys a LABEL step by its text, not by the build args it expands: with
+# --layers, an image whose inputs did not change since an earlier commit would keep that commit's
+# version and revision labels. --label sets them on the final image whatever the cache held.
 for s in "${services[@]}"; do
     img=localhost/todo-$s:test
     log "building $img"
     if ! "${ba[@]}" bud --isolation chroot --network host --pull-never --layers --timestamp 0 \
         -f "$src/Dockerfiles/$s.Dockerfile" --build-arg DEBIAN_IMAGE="$base_image" \
         --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+        --label org.opencontainers.image.version="$version" \
+        --label org.opencontainers.image.revision="$revision" \
         -t "$img" "$src" > "$work/bud-$s.log" 2>&1; then
         tail -40 "$work/bud-$s.log" >&2
         fail "buildah bud of Dockerfiles/$s.Dockerfile failed"
