@@ -141,17 +141,21 @@ static bool still_leader(outbox_relay_t *r)
     return r->leader;
 }
 
-/* Empties the notifications that arrived. */
-static void consume_notifies(outbox_relay_t *r)
+/* Empties the notifications that arrived, those libpq read along with the results of the last
+ * queries included (they no longer make the socket readable); returns how many there were. */
+static int consume_notifies(outbox_relay_t *r)
 {
     PGconn *c = db_conn(r->db);
     PGnotify *n;
+    int count = 0;
     if (!c)
-        return;
-    if (!PQconsumeInput(c))
-        return;
-    while ((n = PQnotifies(c)) != NULL)
+        return 0;
+    (void)PQconsumeInput(c);
+    while ((n = PQnotifies(c)) != NULL) {
         PQfreemem(n);
+        count++;
+    }
+    return count;
 }
 
 static void refresh_stats(outbox_relay_t *r)
@@ -274,7 +278,7 @@ static void *relay_main(void *arg)
             }
             backoff = 0;
         }
-        consume_notifies(r);
+        (void)consume_notifies(r);
         int64_t now = now_ms();
         if (now >= r->next_stats)
             refresh_stats(r);
@@ -300,6 +304,8 @@ static void *relay_main(void *arg)
             refresh_stats(r);
         if (atomic_load(&r->stopping))
             break; /* drained */
+        if (consume_notifies(r) > 0)
+            continue; /* changes committed while this round ran */
         PGconn *c = db_conn(r->db);
         wait_for(r, c ? PQsocket(c) : -1, r->cfg.poll_ms);
     }
