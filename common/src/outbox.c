@@ -91,9 +91,12 @@ static void register_gauges(const char *labels, outbox_relay_t *r)
 static void wait_for(outbox_relay_t *r, int fd, int64_t ms)
 {
     struct pollfd p[2] = {{.fd = r->wake_rd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    char b[64];
     if (atomic_load(&r->stopping) || ms <= 0)
         return;
-    (void)poll(p, fd >= 0 ? 2 : 1, (int)(ms > 60000 ? 60000 : ms));
+    if (poll(p, fd >= 0 ? 2 : 1, (int)(ms > 60000 ? 60000 : ms)) > 0 && (p[0].revents & POLLIN))
+        while (read(r->wake_rd, b, sizeof(b)) > 0) /* outbox_relay_signal's wake-ups */
+            ;
 }
 
 static void lose_lead(outbox_relay_t *r, const char *why)
@@ -409,6 +412,21 @@ fail:
     free(r->token);
     free(r);
     return NULL;
+}
+
+void outbox_relay_signal(outbox_relay_t *r, db_t *db, const char *channel)
+{
+    if (r && atomic_load(&r->is_leader) && !atomic_load(&r->stopping)) {
+        ssize_t w = write(r->wake_wr, "", 1); /* a full pipe is a wake-up already pending */
+        (void)w;
+        return;
+    }
+    /* The leader runs elsewhere (or not yet): the table's NOTIFY wakes it, in a statement of
+     * its own after the commit, so that the notification queue's lock is not held through the
+     * commit of the change (PostgreSQL serializes the commits of NOTIFYing transactions). */
+    const char *p[] = {channel};
+    if (db_query(db, "SELECT pg_notify($1, '')", 1, p, NULL) != 0)
+        log_debug("outbox", "NOTIFY %s failed; the relay polls", channel);
 }
 
 void outbox_relay_stop(outbox_relay_t *r, int64_t drain_ms)

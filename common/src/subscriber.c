@@ -224,6 +224,8 @@ static int on_event(http_req_t *req)
         if (rc != 0 && rc != TODO_ECONFLICT)
             log_warn("subscriber", "topic %s: event %s: %s; asking for redelivery", ev.topic, ev.id,
                      todo_err_code(rc));
+        if (rc == 0 && !a.duplicate && result == DELIVERY_SUCCESS && r->cfg->after_commit)
+            r->cfg->after_commit(req->thread_ctx, db);
         if (a.duplicate)
             log_info("subscriber", "topic %s: event %s (%s) was handled before", ev.topic, ev.id,
                      ev.type);

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,6 +276,11 @@ static bool key_valid(const char *k)
     return true;
 }
 
+void api_changed(db_t *db)
+{
+    outbox_relay_signal(atomic_load(&backend_config.relay), db, "backend_outbox");
+}
+
 int api_run(api_ctx_t *ctx, api_op_fn op, void *arg)
 {
     api_result_t result = {0};
@@ -299,6 +305,8 @@ int api_run(api_ctx_t *ctx, api_op_fn op, void *arg)
         rc = http_send_error(req, rc, result.detail, result.errors);
         goto out;
     }
+    if (strcmp(req->method, "GET") != 0 && !run.replayed)
+        api_changed(ctx->db);
     if (result.location[0])
         http_add_header(req, "Location", result.location);
     if (result.version > 0) {

@@ -3,6 +3,7 @@
  * transaction with Idempotency-Key replay for POSTs. */
 #ifndef BACKEND_API_H
 #define BACKEND_API_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -10,6 +11,7 @@
 #include "todo/db.h"
 #include "todo/http_server.h"
 #include "todo/json.h"
+#include "todo/outbox.h"
 #include "user_cache.h"
 
 /* What each worker thread (which runs the handlers) owns. */
@@ -22,6 +24,7 @@ typedef struct {
 typedef struct {
     const unsigned char *jwt_secret;
     size_t jwt_secret_len;
+    _Atomic(outbox_relay_t *) relay; /* set once the relay runs: woken after each change */
 } backend_config_t;
 
 extern backend_config_t backend_config;
@@ -55,9 +58,13 @@ void api_end(api_ctx_t *ctx);
  * error (with out->detail/errors when useful); the transaction then rolls back. */
 typedef int (*api_op_fn)(api_ctx_t *ctx, void *arg, api_result_t *out);
 
-/* Runs op in one transaction and responds. With an Idempotency-Key header on a POST the key is
- * claimed in the same transaction: a key seen before for this user within 24 h replays the first
- * response (and runs nothing); the same key with another request body → 422. */
+/* Wakes the outbox relay after a committed change (outbox_relay_signal). */
+void api_changed(db_t *db);
+
+/* Runs op in one transaction and responds; a change other than a GET's wakes the outbox relay. With
+ * an Idempotency-Key header on a POST the key is claimed in the same transaction: a key seen before
+ * for this user within 24 h replays the first response (and runs nothing); the same key with
+ * another request body → 422. */
 int api_run(api_ctx_t *ctx, api_op_fn op, void *arg);
 
 /* Makes out a 422 with one field error; returns TODO_EVALIDATION_ERROR. */

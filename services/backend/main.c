@@ -93,6 +93,12 @@ static db_t *db_of(void *ctx)
     return ((backend_thread_t *)ctx)->db;
 }
 
+/* A next occurrence was created: its event is in the outbox. */
+static void after_event(void *ctx, db_t *db)
+{
+    api_changed(db);
+}
+
 static bool ready(void *ctx, void *arg, const char **why)
 {
     backend_thread_t *t = ctx;
@@ -155,6 +161,7 @@ int main(int argc, char **argv)
         .app_token = cfg.dapr.app_token,
         .processed_table = "backend.processed_events",
         .db_of = db_of,
+        .after_commit = after_event,
     };
     subscriber_t *subs =
         subscriber_new(&sc, subscriptions, sizeof(subscriptions) / sizeof(subscriptions[0]));
@@ -188,6 +195,7 @@ int main(int argc, char **argv)
             .retention_s = cfg.outbox_retention,
         };
         relay = outbox_relay_start(&oc);
+        atomic_store(&backend_config.relay, relay);
         rc = relay ? 0 : TODO_EINTERNAL;
     }
     if (rc == 0) {
@@ -201,6 +209,7 @@ int main(int argc, char **argv)
     http_server_free(server);
     subscriber_free(subs);
     /* The changes of the last requests are in the outbox: publish them before leaving. */
+    atomic_store(&backend_config.relay, NULL); /* the workers have ended with the server */
     outbox_relay_stop(relay, cfg.drain_seconds * 1000);
     log_info("main", "stopped");
     return rc == 0 || shutdown_requested() ? 0 : 1;

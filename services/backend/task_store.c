@@ -183,7 +183,7 @@ int task_store_create(db_t *db, const char *user, const task_fields_t *f,
         "    backend.task_event(e.id, $16, s.id, $17, s.snap, "
         "      (SELECT u.email FROM backend.users u WHERE u.id = $1)) "
         "  FROM s, e) "
-        "SELECT s.id, s.snap, pg_notify('backend_outbox', '') FROM s",
+        "SELECT s.id, s.snap FROM s",
         n, p, &res);
     if (rc != 0)
         goto out;

@@ -99,6 +99,7 @@ static const config_entry_t config_table[] = {
 };
 
 static atomic_bool migrated, started, stopping;
+static _Atomic(outbox_relay_t *) relay_now; /* for the wake-ups after a claim */
 static _Atomic(http_server_t *) server;
 
 static dapr_config_t sidecar_config(void)
@@ -239,6 +240,8 @@ static int on_job(http_req_t *req)
         if (c.sent + c.missed < CLAIM_BATCH)
             break;
     }
+    if (sent)
+        outbox_relay_signal(atomic_load(&relay_now), w->db, "notification_outbox");
     if (sent || missed)
         log_info("jobs", "%s: %d reminders due, %d missed (older than %s)", name, sent, missed,
                  cfg.catchup);
@@ -352,6 +355,7 @@ int main(int argc, char **argv)
             .bus = {.pubsub = cfg.dapr.pubsub, .dapr = sidecar_config()},
         };
         relay = outbox_relay_start(&oc);
+        atomic_store(&relay_now, relay);
         rc = relay ? 0 : TODO_EINTERNAL;
     }
     if (rc == 0) {
@@ -364,6 +368,7 @@ int main(int argc, char **argv)
     http_server_join(server);
     http_server_free(server);
     subscriber_free(subs);
+    atomic_store(&relay_now, NULL); /* the workers have ended with the server */
     outbox_relay_stop(relay, cfg.drain_seconds * 1000);
     log_info("main", "stopped");
     return rc == 0 || shutdown_requested() ? 0 : 1;

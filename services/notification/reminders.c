@@ -154,9 +154,7 @@ int reminders_claim_due(db_t *db, int64_t catchup_s, const char *link_base, int 
         "  SELECT id, 'task-reminders', task_id::text, event FROM events "
         "  ON CONFLICT (event_id) DO NOTHING RETURNING 1) "
         "SELECT (SELECT count(*) FROM written), "
-        "       (SELECT count(*) FROM claimed WHERE status = 'missed'), "
-        "       CASE WHEN EXISTS (SELECT 1 FROM written) "
-        "            THEN pg_notify('notification_outbox', '') END",
+        "       (SELECT count(*) FROM claimed WHERE status = 'missed')",
         3, p, &res);
     if (rc == 0) {
         *sent = atoi(PQgetvalue(res, 0, 0));

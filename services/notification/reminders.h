@@ -32,7 +32,8 @@ int reminders_apply(db_t *db, const cloudevent_t *ev, reminder_change_t *out) TO
 /* The claim step: up to limit due pending reminders are locked (FOR UPDATE SKIP LOCKED, so
  * replicas share the work), marked sent, and their todo.reminder.due events written to the
  * outbox, in one statement; reminders due longer ago than catchup_s are marked missed instead.
- * link_base + task id is the task's link in the mail. *sent and *missed count them. */
+ * link_base + task id is the task's link in the mail. *sent and *missed count them. The caller
+ * signals the outbox relay after the commit. */
 int reminders_claim_due(db_t *db, int64_t catchup_s, const char *link_base, int limit, int *sent,
                         int *missed) TODO_WUR;
 

@@ -8,12 +8,13 @@
  *
  * The table has the columns of backend.outbox: id bigserial, event_id uuid, topic text,
  * partition_key text, event jsonb, created_at timestamptz, published_at timestamptz (NULL until
- * published), and a statement trigger that runs pg_notify(<channel>, '') on insert. */
+ * published). Writers call outbox_relay_signal after committing rows. */
 #ifndef TODO_OUTBOX_H
 #define TODO_OUTBOX_H
 #include <stdint.h>
 
 #include "todo/bus.h"
+#include "todo/db.h"
 #include "todo/error.h"
 
 typedef struct outbox_relay outbox_relay_t;
@@ -31,6 +32,11 @@ typedef struct {
 
 /* Starts the relay thread (strings copied). NULL when the thread cannot start. */
 outbox_relay_t *outbox_relay_start(const outbox_config_t *cfg);
+/* Tells the relays that rows were committed (call it after the commit, never inside the
+ * transaction): the relay r of this process is woken at once when it holds the lead; otherwise
+ * NOTIFY channel is sent on db, which wakes the leader wherever it runs. r may be NULL (no relay
+ * here, or not started yet). Thread-safe. */
+void outbox_relay_signal(outbox_relay_t *r, db_t *db, const char *channel);
 /* Stops the relay: it first publishes what is pending (while the bus accepts) for up to
  * drain_ms, then ends its session (and so its lock) and is joined. NULL is a no-op. */
 void outbox_relay_stop(outbox_relay_t *r, int64_t drain_ms);

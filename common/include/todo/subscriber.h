@@ -45,6 +45,9 @@ typedef struct {
     const char *processed_table; /* e.g. "backend.processed_events"; NULL = no database */
     /* The handler thread's database connection (needed with a processed table). */
     db_t *(*db_of)(void *thread_ctx);
+    /* Called (may be NULL) after the transaction of an event whose handler succeeded has
+     * committed, with the handler thread's ctx and db: e.g. to wake an outbox relay. */
+    void (*after_commit)(void *thread_ctx, db_t *db);
 } subscriber_config_t;
 
 typedef struct subscriber subscriber_t;
