@@ -2,8 +2,8 @@
 -- task without category or tags, statement for statement, to be run with -M prepared as the
 -- backend prepares each statement once per connection (db_query_prepared): db_tx's BEGIN goes in
 -- one round trip with the first statement (a pipeline), which is task_store_create's single
--- statement (the task, its tags, the outbox event with its snapshot, the pg_notify that wakes the
--- outbox relay), then COMMIT. The per-thread cached user upsert and task_store_check_refs (no
+-- statement (the task, its tags, the outbox event with its snapshot), then COMMIT; the outbox relay
+-- runs in the same process and is woken there, after the commit, without a NOTIFY. The per-thread cached user upsert and task_store_check_refs (no
 -- category, no tags) send nothing per request. Parameters the backend sends as NULL (category,
 -- recurrence rule, series, occurrence) are NULL literals here, as pgbench variables cannot be
 -- NULL; the rest come from run.sh's -D variables and \set.
@@ -33,6 +33,6 @@ o AS (INSERT INTO backend.outbox (event_id, topic, partition_key, event)
     backend.task_event(e.id, :event_type, s.id, :traceparent, s.snap,
       (SELECT u.email FROM backend.users u WHERE u.id = :user_id))
   FROM s, e)
-SELECT s.id, s.snap, pg_notify('backend_outbox', '') FROM s;
+SELECT s.id, s.snap FROM s;
 \endpipeline
 COMMIT;

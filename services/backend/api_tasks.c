@@ -49,11 +49,10 @@ static int create_op(api_ctx_t *ctx, void *arg, api_result_t *out)
         rc = fail_fields(out, &e);
     if (rc != 0)
         goto out;
-    rc = task_store_insert(ctx->db, ctx->claims.sub, &c->f, NULL, &id);
-    if (rc != 0)
-        goto out;
+    /* The task and its created event in one statement (one round trip). */
     char *json = NULL;
-    rc = task_store_emit(ctx->db, id, "todo.task.created", ctx->req->traceparent, NULL, &json);
+    rc = task_store_create(ctx->db, ctx->claims.sub, &c->f, NULL, "todo.task.created",
+                           ctx->req->traceparent, &id, &json);
     if (rc != 0)
         goto out;
     set_task_result(out, 201, json, 1);

@@ -168,7 +168,14 @@ class Service:
         self.proc = subprocess.Popen([os.path.join(BIN_DIR, self.name)], env=self.env,
                                      stdout=self.log, stderr=self.log)
         if wait_ready:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                # Not handed to the test: nobody else would stop it.
+                self.proc.kill()
+                self.proc.wait()
+                self.log.close()
+                raise
 
     def wait_ready(self, timeout=30):
         def ready():
