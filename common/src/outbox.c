@@ -24,6 +24,7 @@
 #define RELAY_RETENTION_MS 60000 /* how often published rows are pruned (at most) */
 #define RELAY_PRUNE_ROWS   10000 /* rows deleted per prune statement */
 #define RELAY_BACKOFF_MIN  100
+#define RELAY_PROBE_MS     250 /* sidecar health probes while it is unreachable */
 #define RELAY_SQL_MAX      1024
 #define RELAY_IDS_MAX      (24 * 1024)
 
@@ -260,6 +261,24 @@ out:
     return published;
 }
 
+/* The pause after a failed round. When the sidecar could not be reached at all (no HTTP status),
+ * its outbound health is probed every RELAY_PROBE_MS, so that publishing resumes as soon as it is
+ * back rather than at the end of the pause; a sidecar that answered (the broker is down, say)
+ * gets the whole pause. */
+static void backoff_wait(outbox_relay_t *r, int64_t ms)
+{
+    dapr_t *d = bus_dapr(r->bus);
+    if (dapr_status(d) != 0) {
+        wait_for(r, -1, ms);
+        return;
+    }
+    for (int64_t waited = 0; waited < ms && !atomic_load(&r->stopping); waited += RELAY_PROBE_MS) {
+        wait_for(r, -1, ms - waited < RELAY_PROBE_MS ? ms - waited : RELAY_PROBE_MS);
+        if (dapr_outbound_healthy(d) == 0)
+            return;
+    }
+}
+
 static bool draining_done(outbox_relay_t *r)
 {
     return atomic_load(&r->stopping) && now_ms() >= atomic_load(&r->drain_deadline);
@@ -297,7 +316,7 @@ static void *relay_main(void *arg)
             backoff = backoff ? backoff * 2 : RELAY_BACKOFF_MIN;
             if (backoff > r->cfg.backoff_max_ms)
                 backoff = r->cfg.backoff_max_ms;
-            wait_for(r, -1, backoff);
+            backoff_wait(r, backoff);
             continue;
         }
         backoff = 0;
