@@ -36,7 +36,7 @@ class Probe:
     """db_check --restart-probe: one command line in, one answer line out."""
 
     def __init__(self, url):
-        self.err_path = tempfile.mktemp(prefix="todo-db-probe-", suffix=".log", dir="/tmp")
+        self.err_path = tempfile.mktemp(prefix="todo-db-probe-", suffix=".log", dir=todo_test.LOG_DIR)
         self.err = open(self.err_path, "wb")
         self.proc = subprocess.Popen([DB_CHECK, url, "--restart-probe"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)

@@ -173,7 +173,7 @@ class Sidecar:
         self.app = app
         self.port = free_port()
         fd, self.log_path = tempfile.mkstemp(prefix=f"todo-brokers-{app_id}-", suffix=".log",
-                                             dir="/tmp")
+                                             dir=todo_test.LOG_DIR)
         self.log = os.fdopen(fd, "ab")
         env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
         cmd = [SIDECAR, "--app-id", app_id, "--dapr-http-port", str(self.port),

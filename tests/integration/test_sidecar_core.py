@@ -58,7 +58,7 @@ class Sidecar:
         self.app_id = app_id
         self.port = todo_test.free_port()
         fd, self.log_path = tempfile.mkstemp(prefix="todo-sidecar-core-", suffix=".log",
-                                             dir="/tmp")
+                                             dir=todo_test.LOG_DIR)
         self.log = os.fdopen(fd, "ab")
         e = {k: v for k, v in os.environ.items() if k not in ENV_TOKENS}
         e.update(env or {})
@@ -487,4 +487,4 @@ spec:
 
 
 if __name__ == "__main__":
-    unittest.main()
+    todo_test.run()

@@ -129,7 +129,7 @@ class Sidecar:
         self.app_id = app_id
         self.port = todo_test.free_port()
         self.log_path = tempfile.mktemp(prefix=f"todo-sidecar-jobs-{app_id}-", suffix=".log",
-                                        dir="/tmp")
+                                        dir=todo_test.LOG_DIR)
         self.log = open(self.log_path, "ab")
         env = dict(os.environ)
         for k in ("DAPR_API_TOKEN", "APP_API_TOKEN", "NAMESPACE"):

@@ -150,7 +150,7 @@ class Sidecar:
 
     def __init__(self, app_id, app_port, resources, *args, env=None):
         self.port = free_port()
-        self.log_path = tempfile.mktemp(prefix=f"todo-sidecar-{app_id}-", suffix=".log", dir="/tmp")
+        self.log_path = tempfile.mktemp(prefix=f"todo-sidecar-{app_id}-", suffix=".log", dir=todo_test.LOG_DIR)
         self.log = open(self.log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})

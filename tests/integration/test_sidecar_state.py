@@ -60,7 +60,7 @@ class Sidecar:
         self.app_id = app_id
         self.port = todo_test.free_port()
         self.log_path = tempfile.mktemp(prefix=f"todo-sidecar-{app_id}-", suffix=".log",
-                                        dir="/tmp")
+                                        dir=todo_test.LOG_DIR)
         self.log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.update(extra_env or {})

@@ -70,7 +70,7 @@ class Sidecar:
                     if k not in ("DAPR_API_TOKEN", "APP_API_TOKEN")}
         self.env.update(env or {})
         fd, self.log_path = tempfile.mkstemp(prefix=f"todo-sidecar-{app_id}-", suffix=".log",
-                                             dir="/tmp")
+                                             dir=todo_test.LOG_DIR)
         os.close(fd)
         self.proc = None
         self.log = None

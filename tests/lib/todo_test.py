@@ -27,6 +27,11 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 JWT_SECRET = "integration-test-secret-0123456789abcdef"
 
 
+# The log files of every process a test starts: removed when the test file passes, kept (and
+# named on stderr) when it fails or TODO_KEEP_LOGS is set.
+LOG_DIR = tempfile.mkdtemp(prefix="todo-test-logs-", dir="/tmp")
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -155,7 +160,7 @@ class Service:
         self.name = name
         self.port = port or free_port()
         self.allowed_errors = list(allowed_errors)
-        self.log_path = tempfile.mktemp(prefix=f"todo-{name}-", suffix=".log", dir="/tmp")
+        self.log_path = tempfile.mktemp(prefix=f"todo-{name}-", suffix=".log", dir=LOG_DIR)
         full_env = dict(os.environ)
         full_env.update({"PORT": str(self.port), "LOG_LEVEL": "info"})
         full_env.update(env)
@@ -252,7 +257,13 @@ def run():
     r = prog.result
     failed = len(r.failures) + len(r.errors)
     print(f"{r.testsRun - failed - len(r.skipped)} passed, {failed} failed, {len(r.skipped)} skipped")
-    sys.exit(1 if failed or r.testsRun == 0 else 0)
+    bad = failed or r.testsRun == 0
+    if bad or os.environ.get("TODO_KEEP_LOGS"):
+        print(f"the processes' logs are in {LOG_DIR}", file=sys.stderr)
+    else:
+        # Processes of the tests are gone by now, but for the shared plain sidecar (atexit).
+        atexit.register(shutil.rmtree, LOG_DIR, True)
+    sys.exit(1 if bad else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,7 +305,7 @@ def plain_sidecar_port():
     global _plain_sidecar
     if _plain_sidecar is None:
         port = free_port()
-        log = open(tempfile.mktemp(prefix="todo-sidecar-plain-", suffix=".log", dir="/tmp"), "ab")
+        log = open(tempfile.mktemp(prefix="todo-sidecar-plain-", suffix=".log", dir=LOG_DIR), "ab")
         proc = subprocess.Popen([os.path.join(BIN_DIR, "dapr-sidecar"), "--app-id", "backend",
                                  "--dapr-http-port", str(port)], stdout=log, stderr=log)
         atexit.register(lambda: (proc.kill(), proc.wait(), log.close()))
